@@ -1,0 +1,123 @@
+# synthcxr — one Makefile for the library, the programs, the tests and the docs.
+#   make            build libcommon.a and bin/* (CUDA objects too when nvcc is found)
+#   make CUDA=0     CPU only          make SAN=1   ASan + UBSan build
+#   make check      install missing Debian packages, build, run all tests
+#   make check-gpu  CUDA ops against their CPU twins (skipped without a GPU)
+#   make bench      kernel benchmarks (figures as JSON in bench-out/)
+#   make install PREFIX=/usr/local    make man-lint
+
+PREFIX   ?= /usr/local
+VERSION  := 0.1.0
+CC       ?= gcc
+NVCC     ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+ifeq ($(NVCC),)
+CUDA     ?= 0
+else
+CUDA     ?= 1
+endif
+SAN      ?= 0
+
+BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
+BLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
+
+CPPFLAGS := -Ilibcommon -I$(BLAS_INC) -D_GNU_SOURCE -DSYNTHCXR_VERSION='"$(VERSION)"'
+CFLAGS   := -std=c11 -O3 -march=native -g -fopenmp -Wall -Wextra -Werror -MMD -MP
+LDFLAGS  := -fopenmp -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB)
+LDLIBS   := -lopenblas -lmsgpackc -ljansson -lpng -ljpeg -lm -lpthread
+
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+BUILD    := build/san
+BINDIR   := build/san/bin
+else
+BUILD    := build/rel
+BINDIR   := bin
+endif
+
+LIB_SRC  := $(wildcard libcommon/*.c)
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+CU_SRC   := $(wildcard libcommon/*.cu)
+
+ifeq ($(CUDA),1)
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+CPPFLAGS  += -DSYNTHCXR_CUDA=1
+NVFLAGS   := -O3 -std=c++17 -Ilibcommon -DSYNTHCXR_CUDA=1 -Werror all-warnings \
+             -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90 -Xcompiler -Wall,-Wextra
+LIB_OBJ   += $(patsubst %.cu,$(BUILD)/%.cu.o,$(CU_SRC))
+LDFLAGS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
+LDLIBS    += -lcublas -lcudart -lstdc++
+endif
+
+LIB      := $(BUILD)/libcommon.a
+PROGS    := $(patsubst tools/%.c,$(BINDIR)/%,$(wildcard tools/*.c))
+UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+HELPERS  := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
+BENCH    := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+MAN1     := $(wildcard man/man1/*.1)
+MAN5     := $(wildcard man/man5/*.5)
+
+.SECONDARY:
+.PHONY: all deps check check-gpu gpu-check bench demo install man-lint clean tests
+all: $(PROGS)
+
+# Programs land in bin/ (the sanitizer build keeps its own in build/san/bin).
+$(BINDIR)/%: $(BUILD)/tools/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+tests: $(PROGS) $(UNIT) $(HELPERS)
+
+deps:
+	@tools/install-deps.sh
+
+# check: install what is missing, build, run every unit and bats test; ends with "N passed, N failed".
+check:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) SAN=$(SAN) tests/run.sh
+
+check-gpu:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) tests/run.sh --gpu
+
+bench: $(PROGS) $(BENCH)
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) bench/run.sh
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/)
+	$(if $(MAN5),install -m 644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/)
+
+man-lint:
+	@fail=0; for m in $(MAN1) $(MAN5); do \
+	  out=$$(LC_ALL=C groff -man -ww -z $$m 2>&1); \
+	  if [ -n "$$out" ]; then echo "$$m: $$out"; fail=1; fi; done; \
+	  [ $$fail = 0 ] && echo "man-lint: $(words $(MAN1) $(MAN5)) pages clean"; exit $$fail
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -28,11 +28,11 @@ LDLIBS   := -lopenblas -lmsgpackc -ljansson -lpng -ljpeg -lm -lpthread
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
-BUILD    := build/san
-BINDIR   := build/san/bin
+BUILD    ?= build/san
+BINDIR   ?= build/san/bin
 else
-BUILD    := build/rel
-BINDIR   := bin
+BUILD    ?= build/rel
+BINDIR   ?= bin
 endif
 
 LIB_SRC  := $(wildcard libcommon/*.c)

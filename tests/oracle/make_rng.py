@@ -34,6 +34,14 @@ for s in SEEDS:
         t[f"rand_f16_s{s}_n{n}"] = torch.rand(n, generator=gen(s), dtype=torch.float16)
         t[f"rand_bf16_s{s}_n{n}"] = torch.rand(n, generator=gen(s), dtype=torch.bfloat16)
 
+# torch.rand in 16 bits replaces a uniform that rounds up to 1.0 by 0: draw
+# enough that this happens (asserted), so the test covers it.
+for name, dt, n in [("f16", torch.float16, 8192), ("bf16", torch.bfloat16, 2048)]:
+    u = torch.rand(n, generator=gen(3), dtype=torch.float32)
+    assert (u.to(dt) == 1).any(), f"rand {name}: no uniform rounds to 1 with seed 3, n {n}"
+    t[f"rand_{name}_s3_n{n}"] = torch.rand(n, generator=gen(3), dtype=dt)
+    assert ((t[f"rand_{name}_s3_n{n}"] == 0) == ((u.to(dt) == 1) | (u == 0))).all()
+
 # The latent shapes of Stable Diffusion at 512x512 (1,4,64,64) and 768x768
 # (1,4,96,96), as diffusers' randn_tensor draws them on the CPU.
 t["randn_f32_s42_latent512"] = torch.randn((1, 4, 64, 64), generator=gen(42), dtype=torch.float32)

@@ -42,6 +42,12 @@ for name, dt, n in [("f16", torch.float16, 8192), ("bf16", torch.bfloat16, 2048)
     t[f"rand_{name}_s3_n{n}"] = torch.rand(n, generator=gen(3), dtype=dt)
     assert ((t[f"rand_{name}_s3_n{n}"] == 0) == ((u.to(dt) == 1) | (u == 0))).all()
 
+# tensor.normal_(mean, std) on float32, both paths (mean and std enter the
+# n >= 16 path as floats with a fused multiply-add, the n < 16 one as doubles).
+for n in [5, 100]:
+    t[f"normal_s42_n{n}_m0.5_sd2.5"] = torch.empty(n).normal_(0.5, 2.5, generator=gen(42))
+    t[f"normal_s42_n{n}_m-3_sd0.1"] = torch.empty(n).normal_(-3.0, 0.1, generator=gen(42))
+
 # The latent shapes of Stable Diffusion at 512x512 (1,4,64,64) and 768x768
 # (1,4,96,96), as diffusers' randn_tensor draws them on the CPU.
 t["randn_f32_s42_latent512"] = torch.randn((1, 4, 64, 64), generator=gen(42), dtype=torch.float32)

@@ -101,6 +101,22 @@ static void test_rand(void) {
         }
 }
 
+/* tensor.normal_(mean, std) on float32, both paths. */
+static void test_normal_mean_std(void) {
+    const struct { double mean, std; const char *tag; } ms[] = {{0.5, 2.5, "m0.5_sd2.5"}, {-3.0, 0.1, "m-3_sd0.1"}};
+    const int ns[] = {5, 100};
+    float out[100];
+    char name[64];
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++) {
+            torch_gen g;
+            torch_gen_seed(&g, 42);
+            torch_normal_f32(&g, out, ns[k], ms[i].mean, ms[i].std);
+            snprintf(name, sizeof name, "normal_s42_n%d_%s", ns[k], ms[i].tag);
+            expect_bits(name, out, ns[k], 4);
+        }
+}
+
 /* 16-bit rand: uniforms that round up to 1.0 come out as 0 (the fixture's
  * draws contain some, which make_rng.py asserts). */
 static void test_rand_16bit_clamp(void) {
@@ -237,6 +253,7 @@ int main(int argc, char **argv) {
     RUN(test_randn_f32);
     RUN(test_randn_16bit);
     RUN(test_rand);
+    RUN(test_normal_mean_std);
     RUN(test_rand_16bit_clamp);
     RUN(test_latents);
     RUN(test_sequence);

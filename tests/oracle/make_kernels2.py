@@ -4,8 +4,8 @@ torch.nn.functional. Norms and attention are evaluated in float64 from the
 float32 inputs and rounded once to float32, so the reference is the exact
 answer to within one rounding; the float32 torch result is checked against it
 here (to 1e-5 of the output scale, so the two cannot drift apart; the one
-exception is layer norm with a mean of 1e3 or 1e4, where float32 torch itself is off by
-up to ~2e-4 of the scale and the C kernel, accumulating in double, is held to the
+exception is the norms of inputs with a mean of 1e3 or more, where float32 torch
+itself is off by up to ~2e-4 of the scale and the C kernel, accumulating in double, is held to the
 float64 answer).
 Writes tests/fixtures/kernels2.safetensors."""
 import math
@@ -49,19 +49,20 @@ def gn_case(name, b, c, hw, eps, affine, offset=0.0, spread=1.0, silu=False):
         y = F.group_norm(x, 32, g, bt, eps)
         return F.silu(y) if silu else y
 
-    ref(name + ".out", fn, x, g, bt)
+    ref(name + ".out", fn, x, g, bt, tol32=1e-3 if offset >= 1e3 else 1e-5)
 
 
 gn_case("gn1", 2, 64, 100, 1e-5, True)
-gn_case("gn2", 2, 64, 100, 1e-6, False)
-gn_case("gn3", 1, 320, 64, 1e-6, True, offset=500.0, spread=3.0)   # large mean offset
+gn_case("gn2", 2, 64, 100, 1e-6, False, spread=1e-3)     # variance ~ eps: eps matters
+gn_case("gn3", 1, 320, 64, 1e-6, True, offset=5000.0, spread=2.0)  # large mean offset
 gn_case("gn4", 2, 96, 49, 1e-5, True, silu=True)                    # GroupNorm + SiLU fused
 t["gn.eps"] = torch.tensor([1e-5, 1e-6, 1e-6, 1e-5])
 
 # ---- layer norm over the last dim ---------------------------------------------
-for name, rows, ch, off, affine in [("ln1", 24, 768, 0.0, True), ("ln2", 40, 320, 1.0e4, True),
-                                    ("ln3", 13, 100, 0.0, False), ("ln4", 16, 512, 1.0e3, True)]:
-    x = torch.randn(rows, ch) * 2.0 + off
+# ln3: variance ~ eps, so eps matters.
+for name, rows, ch, off, spread, affine in [("ln1", 24, 768, 0.0, 2.0, True), ("ln2", 40, 320, 1.0e4, 2.0, True),
+                                            ("ln3", 13, 100, 0.0, 0.005, False), ("ln4", 16, 512, 1.0e3, 2.0, True)]:
+    x = torch.randn(rows, ch) * spread + off
     t[name + ".x"] = x
     g = bt = None
     if affine:
@@ -116,7 +117,7 @@ attn_case("attn_self", 2, 3, 37, 37, 16)
 attn_case("attn_cross", 2, 8, 64, 77, 40)               # SD cross-attention on CLIP text
 attn_case("attn_causal", 1, 12, 77, 77, 64, causal=True)  # CLIP text encoder
 attn_case("attn_pad", 3, 4, 50, 50, 32, lengths=[50, 31, 7])  # BERT padding
-attn_case("attn_causal_cross", 1, 2, 300, 520, 24, causal=True, lengths=[400], qmul=3.0)  # blocks, tq != tk, both masks
+attn_case("attn_causal_cross", 1, 2, 300, 520, 24, causal=True, lengths=[230], qmul=3.0)  # blocks, tq != tk, both masks
 attn_case("attn_4096", 1, 1, 4096, 4096, 64, qmul=4.0)  # the memory-bound case; peaked softmax
 
 # ---- activations on [-10, 10] plus extremes -------------------------------------

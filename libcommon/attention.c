@@ -18,6 +18,29 @@
  * sgemm speed, small enough that the scores stay in L2 (64 x 256 x 4 B = 64 kB). */
 enum { BQ = 64, BK = 256 };
 
+/* exp(x) for x <= 0, the only arguments the online softmax has (s - max):
+ * Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, and Cephes' degree-7
+ * polynomial for exp(r) (relative error ~1e-7, like expf), written with
+ * plain arithmetic so that `omp simd` loops vectorise it, unlike a call to
+ * libm's expf. exp(x) underflows to 0 below -87 (-inf gives 0); NaN stays NaN. */
+static inline float exp_nonpos(float x) {
+    /* Clamped to [-87, 0] (NaN too), so the int conversion below is always defined. */
+    float xc = x >= -87.0f ? (x <= 0.0f ? x : 0.0f) : -87.0f;
+    /* n = round(x / ln2) by the 1.5 * 2^23 trick (exact for |n| < 2^22). */
+    float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f;
+    float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } two_n = {.i = ((int32_t)n + 127) << 23};
+    float y = p * two_n.f;
+    return x >= -87.0f ? y : (x < -87.0f ? 0.0f : x); /* the last: NaN */
+}
+
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* Floats of scratch per thread: scores [BQ, BK], outputs [BQ, D], max and sum [BQ]. */
@@ -64,20 +87,22 @@ static void attend_block(float *out, const float *q, const float *k, const float
                 for (int j = 0; j < nv; j++) s[j] += mk[j];
             }
             float mx = -INFINITY;
-            for (int j = 0; j < nv; j++) mx = fmaxf(mx, s[j]);
-            float mnew = fmaxf(m[r], mx);
+#pragma omp simd reduction(max : mx)
+            for (int j = 0; j < nv; j++) mx = s[j] > mx ? s[j] : mx;
+            float mnew = m[r] > mx ? m[r] : mx;
             if (mnew == -INFINITY) { /* nothing visible yet */
                 memset(s, 0, sizeof(float) * (size_t)nk);
                 continue;
             }
             float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
             for (int j = 0; j < nv; j++) {
-                float p = expf(s[j] - mnew);
+                float p = exp_nonpos(s[j] - mnew);
                 s[j] = p;
                 sum += p;
             }
             for (int j = nv; j < nk; j++) s[j] = 0.0f;
-            float alpha = expf(m[r] - mnew); /* 0 on the first visible block */
+            float alpha = exp_nonpos(m[r] - mnew); /* 0 on the first visible block */
             if (alpha != 1.0f) {
                 float *o = O + (size_t)r * d;
 #pragma omp simd

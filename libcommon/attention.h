@@ -26,8 +26,8 @@ void attention_forward(float *out, const float *q, const float *k, const float *
 
 /* Bytes of scratch attention_forward allocates for these dimensions with the
  * current OpenMP thread count: per thread one query block x key block of
- * scores, one block of outputs and the running max/sum. Independent of tq
- * and tk beyond the block sizes (a few hundred kB for head_dim 64). */
+ * scores, one block of outputs and the running max/sum: about 80 kB per
+ * thread for head_dim 64, whatever tq and tk are. */
 size_t attention_scratch_bytes(int batch, int heads, int tq, int tk, int head_dim);
 
 #endif

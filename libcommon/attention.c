@@ -22,7 +22,8 @@ enum { BQ = 64, BK = 256 };
  * Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, and Cephes' degree-7
  * polynomial for exp(r) (relative error ~1e-7, like expf), written with
  * plain arithmetic so that `omp simd` loops vectorise it, unlike a call to
- * libm's expf. exp(x) underflows to 0 below -87 (-inf gives 0); NaN stays NaN. */
+ * libm's expf. Below -87 it gives 0 (exp(-87) = 1.6e-38, nothing beside the
+ * row maximum's term 1); -inf gives 0; NaN stays NaN. */
 static inline float exp_nonpos(float x) {
     /* Clamped to [-87, 0] (NaN too), so the int conversion below is always defined. */
     float xc = x >= -87.0f ? (x <= 0.0f ? x : 0.0f) : -87.0f;

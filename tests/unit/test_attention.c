@@ -109,6 +109,22 @@ static void run_case(const char *name, double tol) {
 }
 
 static void test_self(void) { run_case("attn_self", 1e-5); }
+
+/* Called from inside a parallel region (a caller threading over something
+ * else), it runs on one thread and gives the same bits. */
+static void test_nested(void) {
+    acase c = load_case("attn_cross");
+    size_t n = (size_t)c.B * c.tq * c.H * c.D;
+    float *a = xmalloc(n * sizeof(float)), *b = xmalloc(2 * n * sizeof(float));
+    attention_forward(a, c.q->data, c.k->data, c.v->data, c.B, c.H, c.tq, c.tk, c.D, 0.158f, 0, NULL);
+#pragma omp parallel for num_threads(2)
+    for (int t = 0; t < 2; t++)
+        attention_forward(b + t * n, c.q->data, c.k->data, c.v->data, c.B, c.H, c.tq, c.tk, c.D, 0.158f, 0, NULL);
+    EXPECT(!memcmp(a, b, n * sizeof(float)) && !memcmp(a, b + n, n * sizeof(float)),
+           "nested calls differ from the top-level call");
+    free(a), free(b);
+    free_case(&c);
+}
 static void test_cross(void) { run_case("attn_cross", 1e-5); }
 static void test_causal(void) { run_case("attn_causal", 1e-5); }
 static void test_key_padding(void) { run_case("attn_pad", 1e-5); }
@@ -224,6 +240,7 @@ int main(int argc, char **argv) {
     fx = st_open(fixture_path("kernels2.safetensors"));
     RUN(test_4096_memory); /* first: see its comment */
     RUN(test_self);
+    RUN(test_nested);
     RUN(test_cross);
     RUN(test_causal);
     RUN(test_key_padding);

@@ -1,0 +1,21 @@
+/* activation.h — element-wise activations as torch.nn.functional computes them:
+ * GELU (exact, with erf), GELU with the tanh approximation, CLIP's quick GELU
+ * x * sigmoid(1.702 x), SiLU, and diffusers' GEGLU (a projection output split
+ * in two halves, hidden * gelu(gate)). Threaded over elements with OpenMP.
+ * out == inp (in place) is allowed, except for geglu_forward. */
+#ifndef SYNTHCXR_ACTIVATION_H
+#define SYNTHCXR_ACTIVATION_H
+
+#include <stddef.h>
+
+/* out, inp [n] */
+void gelu_forward(float *out, const float *inp, size_t n);        /* F.gelu(x) */
+void gelu_tanh_forward(float *out, const float *inp, size_t n);   /* F.gelu(x, approximate="tanh") */
+void quick_gelu_forward(float *out, const float *inp, size_t n);  /* x * sigmoid(1.702 x) */
+void silu_forward(float *out, const float *inp, size_t n);        /* F.silu(x) */
+
+/* hidden, gate = inp.chunk(2, dim=-1); out = hidden * F.gelu(gate).
+ *   out [rows, ch];  inp [rows, 2*ch] (not in place) */
+void geglu_forward(float *out, const float *inp, int rows, int ch);
+
+#endif

@@ -147,6 +147,17 @@ double parse_double(const char *opt, const char *s, double lo, double hi) {
     return v;
 }
 
+int parse_enum(const char *opt, const char *s, const char *const names[]) {
+    char list[512] = "";
+    size_t used = 0;
+    for (int i = 0; names[i]; i++) {
+        if (!strcmp(s, names[i])) return i;
+        int n = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
+        if (n > 0 && (size_t)n < sizeof list - used) used += (size_t)n;
+    }
+    die_usage("%s: '%s' is not one of %s", opt, s, list);
+}
+
 int common_option(int c, const char *arg, struct common_opts *o, const struct prog_doc *doc) {
     switch (c) {
     case OPT_DEVICE:

@@ -83,11 +83,11 @@ enum { OPT_DEVICE = 0x1000, OPT_THREADS, OPT_COMMON_LAST };
 
 /* Help text for the common options, for a program's --help. */
 #define COMMON_HELP                                                          \
-    "      --device D    auto (default), cpu or cuda\n"                      \
-    "      --threads N   CPU threads (default: all cores)\n"                 \
-    "  -q, --quiet       no progress or notes on stderr\n"                   \
-    "  -h, --help        this help, then exit 0\n"                           \
-    "  -V, --version     version, then exit 0\n"
+    "      --device D            auto (default), cpu or cuda\n"               \
+    "      --threads N           CPU threads (default: all cores)\n"          \
+    "  -q, --quiet               no progress or notes on stderr\n"            \
+    "  -h, --help                this help, then exit 0\n"                    \
+    "  -V, --version             version, then exit 0\n"
 
 void common_defaults(struct common_opts *o);
 /* Handles a common option c (from getopt_long); '?' and ':' become a usage
@@ -100,6 +100,9 @@ enum device_kind common_start(const struct common_opts *o);
 /* Parse helpers for option values; a bad value is a usage error naming the option. */
 long parse_long(const char *opt, const char *s, long lo, long hi);
 double parse_double(const char *opt, const char *s, double lo, double hi);
+/* Index of s in the NULL-terminated list names; anything else is a usage error
+ * naming the option and listing the choices. */
+int parse_enum(const char *opt, const char *s, const char *const names[]);
 
 /* Threads in use for CPU kernels (after common_start / threads_set). */
 int threads_get(void);

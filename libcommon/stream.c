@@ -194,6 +194,22 @@ void stream_header_init(stream_header *h, const char *kind, const char *producer
     h->rec.meta = json_object();
 }
 
+void stream_header_derive(stream_header *h, const stream_header *in, const char *kind, const char *producer) {
+    stream_header_init(h, kind, producer);
+    if (!in) return;
+    if (in->rec.meta) {
+        json_decref(h->rec.meta);
+        h->rec.meta = json_deep_copy(in->rec.meta);
+        CHECKF(h->rec.meta, "out of memory copying the header meta");
+    }
+    if (in->rec.extra_len) {
+        h->rec.extra = xmalloc(in->rec.extra_len);
+        memcpy(h->rec.extra, in->rec.extra, in->rec.extra_len);
+        h->rec.extra_len = in->rec.extra_len;
+        h->rec.nextra = in->rec.nextra;
+    }
+}
+
 void stream_header_clear(stream_header *h) {
     free(h->kind);
     free(h->producer);
@@ -283,11 +299,11 @@ static int next_object(stream_reader *r) {
         msgpack_unpack_return ret = msgpack_unpacker_next(&r->mp, &r->res);
         if (ret == MSGPACK_UNPACK_SUCCESS) return 1;
         if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
-            die("%s: out of memory: a map, array or string declares more entries than memory allows "
-                "(a corrupt stream?)", r->where);
+            die("%s: cannot decode: a map or array declares more entries than memory allows, or "
+                "containers nest more than %d deep (a corrupt stream?)", r->where, 32);
         if (ret != MSGPACK_UNPACK_CONTINUE) {
             size_t at = r->fed - (r->mp.used - r->mp.off);
-            die("%s: not valid msgpack near byte %zu (an undefined type byte, or nesting too deep)",
+            die("%s: not valid msgpack near byte %zu (a type byte msgpack does not define)",
                 r->where, at);
         }
         if (r->eof) {

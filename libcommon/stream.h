@@ -68,6 +68,10 @@ tensor *record_take_tensor(record *rec, const char *name);
 const char *record_where(const record *rec, char *buf, size_t n);
 
 void stream_header_init(stream_header *h, const char *kind, const char *producer);
+/* The header of a tool's output: its own kind and producer, with the input
+ * header's meta (a deep copy) and unknown keys carried on, but not its
+ * tensors (a tool that consumes them decides). in may be NULL (empty input). */
+void stream_header_derive(stream_header *h, const stream_header *in, const char *kind, const char *producer);
 void stream_header_clear(stream_header *h);
 
 /* ---- reading --------------------------------------------------------------- */

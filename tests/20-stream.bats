@@ -158,6 +158,15 @@ bad() {
 @test "NaN inside meta names the key" {
   bad nan-in-meta 'record 3 (id "p3"): meta.guidance is nan'
 }
+@test "meta nested deeper than msgpack-c allows" {
+  bad deep-meta "record 3: cannot decode" "nest more than 32 deep"
+}
+@test "a map that declares 2^32-1 entries" {
+  # msgpack-c asks malloc for 128 GB at once; ASan would abort where the
+  # release build's malloc returns NULL, so let ASan return NULL too.
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-}:allocator_may_return_null=1"
+  bad huge-map "record 3: cannot decode: a map or array declares more entries than memory allows"
+}
 
 @test "without --check, the records before a fault are printed, then exit 2" {
   mkstream size-mismatch >"$TMP/s"

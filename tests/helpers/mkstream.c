@@ -162,7 +162,7 @@ static const char *names[] = {
     "no-header", "no-magic", "bad-magic", "version-2", "no-kind", "record-not-map", "second-header",
     "unknown-dtype", "size-mismatch", "negative-shape", "shape-not-int", "too-many-dims", "data-not-bin",
     "tensor-extra-key", "missing-id", "id-not-string", "empty-id", "duplicate-key", "meta-not-map",
-    "bin-in-meta", "nan-in-meta", NULL,
+    "bin-in-meta", "nan-in-meta", "deep-meta", "huge-map", NULL,
 };
 
 int main(int argc, char **argv) {
@@ -272,6 +272,15 @@ int main(int argc, char **argv) {
         good_start();
         msgpack_pack_map(&pk, 2), s("id"), s("p3"), s("meta"), msgpack_pack_map(&pk, 1);
         s("guidance"), msgpack_pack_double(&pk, NAN);
+    } else if (!strcmp(n, "deep-meta")) {
+        good_start();
+        msgpack_pack_map(&pk, 2), s("id"), s("p3"), s("meta"), msgpack_pack_map(&pk, 1), s("d");
+        for (int i = 0; i < 40; i++) msgpack_pack_array(&pk, 1);
+        msgpack_pack_nil(&pk);
+    } else if (!strcmp(n, "huge-map")) {
+        /* declares 2^32-1 entries: must fail at once, not allocate 128 GB or wait */
+        good_start();
+        fwrite("\xdf\xff\xff\xff\xff", 1, 5, stdout);
     } else {
         die_usage("unknown stream name '%s' (mkstream list prints the names)", n);
     }

@@ -166,6 +166,27 @@ static void test_passthrough_is_byte_identical(void) {
     passthrough("empty");
 }
 
+/* A tool's output header carries the input's meta and unknown keys, not its tensors. */
+static void test_header_derive(void) {
+    const char *path = mkstream_file("valid");
+    FILE *f = fopen(path, "rb");
+    stream_reader *r = stream_reader_open(f, path);
+    const stream_header *in = stream_read_header(r);
+    stream_header out;
+    stream_header_derive(&out, in, "latents", "denoise 9");
+    EXPECT(!strcmp(out.kind, "latents") && !strcmp(out.producer, "denoise 9") && out.version == 1, "kind, producer");
+    EXPECT(json_equal(out.rec.meta, in->rec.meta) && out.rec.meta != in->rec.meta, "meta copied");
+    json_object_set_new(out.rec.meta, "steps", json_integer(50));
+    EXPECT(!json_object_get(in->rec.meta, "steps"), "the copy is deep enough: the input is untouched");
+    EXPECT(out.rec.ntensors == 0, "header tensors are not carried");
+    stream_header_clear(&out);
+    stream_reader_close(r);
+    fclose(f);
+    stream_header_derive(&out, NULL, "latents", "denoise 9");
+    EXPECT(json_is_object(out.rec.meta) && json_object_size(out.rec.meta) == 0, "from empty input");
+    stream_header_clear(&out);
+}
+
 /* Reads fd through the library; reports the growth of peak RSS in KiB on
  * `report`. 50 records of 4 MiB each (200 MiB) must not be held at once. */
 enum { BIG_RECORDS = 50, BIG_ROWS = 1024, BIG_COLS = 1024 };
@@ -392,6 +413,7 @@ int main(int argc, char **argv) {
     }
     RUN(test_roundtrip_all_dtypes);
     RUN(test_passthrough_is_byte_identical);
+    RUN(test_header_derive);
     RUN(test_bounded_memory);
     RUN(test_record_helpers);
     RUN(test_require_tensor_errors);

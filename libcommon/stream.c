@@ -233,6 +233,8 @@ struct stream_reader {
     msgpack_unpacked res;
     int eof;
     size_t fed;               /* bytes read from the input */
+    size_t done;              /* bytes of the objects decoded so far */
+    size_t last_size;         /* bytes of the last object */
     int first_byte;           /* for the hint on text input; -1 before any byte */
     int header_done;          /* 1 once the header (or empty input) was seen */
     int have_header;
@@ -266,7 +268,12 @@ void stream_reader_close(stream_reader *r) {
 long stream_reader_count(const stream_reader *r) { return r->count; }
 
 static void fill(stream_reader *r) {
-    if (!msgpack_unpacker_reserve_buffer(&r->mp, READ_CHUNK))
+    /* Room for a record the size of the last one at once: growing the buffer
+     * chunk by chunk would reallocate (and copy) it many times per record. */
+    size_t want = READ_CHUNK;
+    size_t partial = msgpack_unpacker_message_size(&r->mp);
+    if (r->last_size > partial && r->last_size - partial > want) want = r->last_size - partial;
+    if (!msgpack_unpacker_reserve_buffer(&r->mp, want))
         die("%s: out of memory buffering the input", r->name);
     char *buf = msgpack_unpacker_buffer(&r->mp);
     size_t cap = msgpack_unpacker_buffer_capacity(&r->mp);
@@ -297,7 +304,11 @@ static int next_object(stream_reader *r) {
     msgpack_unpacked_destroy(&r->res);
     for (;;) {
         msgpack_unpack_return ret = msgpack_unpacker_next(&r->mp, &r->res);
-        if (ret == MSGPACK_UNPACK_SUCCESS) return 1;
+        if (ret == MSGPACK_UNPACK_SUCCESS) {
+            r->last_size = r->fed - (r->mp.used - r->mp.off) - r->done;
+            r->done += r->last_size;
+            return 1;
+        }
         if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
             die("%s: cannot decode: a map or array declares more entries than memory allows, or "
                 "containers nest more than %d deep (a corrupt stream?)", r->where, 32);

@@ -3,7 +3,27 @@
  * map fully and holds one record at a time, so a stream of any length runs in
  * memory bounded by its largest record; every error dies naming the stream,
  * the record number and its id. Metadata is a jansson object so that tools add
- * provenance with json_object_set_new and pass the rest through untouched. */
+ * provenance with json_object_set_new and pass the rest through untouched.
+ *
+ * A filter (denoise, say) reads, works and writes one record at a time:
+ *   stream_reader *in = stream_reader_open(stdin, "stdin");
+ *   stream_expect_kind(in, "conditioning");
+ *   stream_writer *out = stream_writer_open(stdout, "stdout");
+ *   stream_header h;
+ *   stream_header_derive(&h, stream_read_header(in), "latents", "denoise " SYNTHCXR_VERSION);
+ *   stream_write_header(out, &h);
+ *   record rec;
+ *   record_init(&rec);
+ *   while (stream_read_record(in, &rec)) {
+ *       tensor *cond = record_require_tensor(&rec, "cond", DTYPE_F32, 2, (int64_t[]){77, -1});
+ *       tensor_free(record_take_tensor(&rec, "cond"));      (after use: not passed on)
+ *       record_add_tensor(&rec, "latents", latents);         (the record owns it now)
+ *       json_object_set_new(rec.meta, "steps", json_integer(50));
+ *       stream_write_record(out, &rec);
+ *   }
+ *   record_clear(&rec); stream_header_clear(&h);
+ *   stream_writer_close(out); stream_reader_close(in);
+ */
 #ifndef SYNTHCXR_STREAM_H
 #define SYNTHCXR_STREAM_H
 

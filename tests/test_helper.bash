@@ -1,14 +1,24 @@
 # tests/test_helper.bash — loaded by every bats file (`load test_helper`): puts
-# the built programs ($BINDIR, default bin) first on PATH, loads bats-support
-# and bats-assert, and names the fixtures folder and a temp dir.
-# (The programs helper's minimal copy; the lead merges it with the full one.)
+# the built programs ($BINDIR, default bin) first on PATH and the test helper
+# programs ($BUILD/tests/helpers, e.g. mkstream) after them, loads bats-support
+# and bats-assert, and names the fixtures folder (FIXTURES) and a per-test
+# temp dir (TMP, removed by bats after the test).
+#   BINDIR=build/san/bin bats tests/     runs the tests on the sanitizer build
+bats_require_minimum_version 1.5.0   # run -N and run --separate-stderr
+
 ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 BINDIR=${BINDIR:-bin}
 case $BINDIR in /*) ;; *) BINDIR="$ROOT/$BINDIR" ;; esac
-PATH="$BINDIR:$PATH"
+# The helpers belong to the same build as the programs (rel or san).
+if [ -z "${BUILD:-}" ]; then
+  case $BINDIR in */build/san/bin) BUILD=build/san ;; *) BUILD=build/rel ;; esac
+fi
+case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+HELPERS="$BUILD/tests/helpers"
+PATH="$BINDIR:$HELPERS:$PATH"
 FIXTURES="$ROOT/tests/fixtures"
 TMP=${BATS_TEST_TMPDIR:-${BATS_TMPDIR:-/tmp}}
-export ROOT BINDIR PATH FIXTURES TMP
+export ROOT BINDIR BUILD HELPERS PATH FIXTURES TMP
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'

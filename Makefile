@@ -50,6 +50,14 @@ LDFLAGS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
 LDLIBS    += -lcublas -lcudart -lstdc++
 endif
 
+# A build folder remembers whether it was built with CUDA (SYNTHCXR_CUDA
+# changes what the objects hold): after a CUDA=0/1 switch it is emptied, and
+# its programs removed, so everything is rebuilt rather than mixed.
+ifeq ($(wildcard $(BUILD)/.config-cuda$(CUDA)),)
+$(shell rm -rf $(BUILD) $(patsubst tools/%.c,$(BINDIR)/%,$(wildcard tools/*.c)); \
+        mkdir -p $(BUILD) && touch $(BUILD)/.config-cuda$(CUDA))
+endif
+
 LIB      := $(BUILD)/libcommon.a
 PROGS    := $(patsubst tools/%.c,$(BINDIR)/%,$(wildcard tools/*.c))
 UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))

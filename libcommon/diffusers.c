@@ -6,6 +6,7 @@
 #include "json.h"
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,22 @@ typedef struct ctx {
     const char *dir;      /* the part's folder */
     const char *prefix;   /* "unet/" or "" for a lone part folder */
     const char *label;    /* "unet " or "" */
+    void (*cleanup)(void *); /* frees what is being resolved before dying */
+    void *cleanup_arg;
 } ctx;
+
+/* die() after freeing what the resolver holds: the message is formatted
+ * first, since its arguments may point into that memory. */
+static void fail(const ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void fail(const ctx *c, const char *fmt, ...) {
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (c->cleanup) c->cleanup(c->cleanup_arg);
+    die("%s", msg);
+}
 
 /* Reads a sharded checkpoint's index; fills weight_paths with its shards. */
 static void resolve_shards(diffusers_part *p, const ctx *c, const char *index_name) {
@@ -52,7 +68,7 @@ static void resolve_shards(diffusers_part *p, const ctx *c, const char *index_na
     p->index = json_load_path(p->index_path);
     json_t *map = json_is_object(p->index) ? json_object_get(p->index, "weight_map") : NULL;
     if (!json_is_object(map) || json_object_size(map) == 0)
-        die("%s/: %s%s has no \"weight_map\" object naming the shards", c->root, c->prefix, index_name);
+        fail(c, "%s/: %s%s has no \"weight_map\" object naming the shards", c->root, c->prefix, index_name);
     p->weight_map = map;
     size_t n = json_object_size(map), k = 0;
     const char **names = xmalloc(n * sizeof *names);
@@ -60,9 +76,11 @@ static void resolve_shards(diffusers_part *p, const ctx *c, const char *index_na
     json_t *v;
     json_object_foreach(map, key, v) {
         const char *f = json_string_value(v);
-        if (!f || !*f || strchr(f, '/') || !strcmp(f, "..") || !ends_with(f, ".safetensors"))
-            die("%s/: %s%s: tensor \"%s\" maps to %s, not a .safetensors file in the same folder", c->root,
+        if (!f || !*f || strchr(f, '/') || !strcmp(f, "..") || !ends_with(f, ".safetensors")) {
+            free(names);
+            fail(c, "%s/: %s%s: tensor \"%s\" maps to %s, not a .safetensors file in the same folder", c->root,
                 c->prefix, index_name, key, f ? f : "a non-string");
+        }
         names[k++] = f;
     }
     qsort(names, n, sizeof *names, cmp_str);
@@ -70,9 +88,13 @@ static void resolve_shards(diffusers_part *p, const ctx *c, const char *index_na
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && !strcmp(names[i], names[i - 1])) continue;
         char *path = xasprintf("%s/%s", c->dir, names[i]);
-        if (!is_file(path))
-            die("%s/: %s%s names shard %s%s, which is missing", c->root, c->prefix, index_name, c->prefix, names[i]);
-        p->weight_paths[p->n_weights++] = path;
+        p->weight_paths[p->n_weights++] = path; /* owned by p from here, freed by the cleanup */
+        if (!is_file(path)) {
+            char shard[1024];
+            snprintf(shard, sizeof shard, "%s", names[i]);
+            free(names);
+            fail(c, "%s/: %s%s names shard %s%s, which is missing", c->root, c->prefix, index_name, c->prefix, shard);
+        }
     }
     free(names);
 }
@@ -103,18 +125,22 @@ static void resolve_weights(diffusers_part *p, const ctx *c, diffusers_pref pref
         for (int pass = 0; pass < 2; pass++) {
             int fp16 = pref == DIFFUSERS_PREFER_FP16 ? pass == 0 : pass == 1;
             /* The variant goes before the last extension, as diffusers and transformers name it. */
-            char *single = xasprintf("%s%s.safetensors", bases[b], fp16 ? ".fp16" : "");
-            char *index = xasprintf("%s.safetensors.index%s.json", bases[b], fp16 ? ".fp16" : "");
-            char *spath = xasprintf("%s/%s", c->dir, single);
-            char *ipath = xasprintf("%s/%s", c->dir, index);
+            /* Stack buffers: resolve_shards may fail() while these are in use. */
+            char single[128], index[128], spath[PATH_MAX], ipath[PATH_MAX];
+            snprintf(single, sizeof single, "%s%s.safetensors", bases[b], fp16 ? ".fp16" : "");
+            snprintf(index, sizeof index, "%s.safetensors.index%s.json", bases[b], fp16 ? ".fp16" : "");
+            snprintf(spath, sizeof spath, "%s/%s", c->dir, single);
+            snprintf(ipath, sizeof ipath, "%s/%s", c->dir, index);
             int found = 0;
             if (is_file(spath)) {
                 p->weight_paths = xmalloc(sizeof *p->weight_paths);
-                p->weight_paths[0] = spath;
-                spath = NULL;
+                p->weight_paths[0] = xstrdup(spath);
                 p->n_weights = 1;
                 found = 1;
             } else if (is_file(ipath)) {
+                free(looked.s);
+                free(looked_index.s);
+                looked.s = looked_index.s = NULL;
                 resolve_shards(p, c, index);
                 found = 1;
             } else {
@@ -124,7 +150,6 @@ static void resolve_weights(diffusers_part *p, const ctx *c, diffusers_pref pref
                 free(a);
                 free(i2);
             }
-            free(single), free(index), free(spath), free(ipath);
             if (found) {
                 p->fp16_variant = fp16;
                 free(looked.s);
@@ -133,26 +158,33 @@ static void resolve_weights(diffusers_part *p, const ctx *c, diffusers_pref pref
             }
         }
     }
+    char msg[3072];
     char *pk = pickle_files(c->dir);
     if (pk)
-        die("%s/: %sweights are only in PyTorch pickle format (%s%s); safetensors is required: convert them, "
-            "e.g. with diffusers' save_pretrained(..., safe_serialization=True)",
-            c->root, c->label, c->prefix, pk);
-    die("%s/: no %sweights: looked for %s, or a shard index %s", c->root, c->label, looked.s, looked_index.s);
+        snprintf(msg, sizeof msg, "%s/: %sweights are only in PyTorch pickle format (%s%s); safetensors is required: "
+                 "convert them, e.g. with diffusers' save_pretrained(..., safe_serialization=True)",
+                 c->root, c->label, c->prefix, pk);
+    else
+        snprintf(msg, sizeof msg, "%s/: no %sweights: looked for %s, or a shard index %s", c->root, c->label, looked.s,
+                 looked_index.s);
+    free(pk);
+    free(looked.s);
+    free(looked_index.s);
+    fail(c, "%s", msg);
 }
 
 static int contains(const char *s, const char *sub) { return s && strstr(s, sub) != NULL; }
 
 /* Fills p (name, library, class_name set) from its folder. */
 static void resolve_part(diffusers_part *p, const ctx *c, diffusers_pref pref) {
-    if (!is_dir(c->dir)) die("%s/: no %s folder (model_index.json lists the part)", c->root, p->name);
+    if (!is_dir(c->dir)) fail(c, "%s/: no %s folder (model_index.json lists the part)", c->root, p->name);
     int scheduler = contains(p->class_name, "Scheduler") || (!p->class_name && contains(p->name, "scheduler"));
     int tokenizer = contains(p->class_name, "Tokenizer") || (!p->class_name && contains(p->name, "tokenizer"));
     int processor = contains(p->class_name, "ImageProcessor") || contains(p->class_name, "FeatureExtractor") ||
                     (!p->class_name && contains(p->name, "feature_extractor"));
     if (scheduler) {
         p->config_path = xasprintf("%s/scheduler_config.json", c->dir);
-        if (!is_file(p->config_path)) die("%s/: no %sconfig: looked for %sscheduler_config.json", c->root, c->label, c->prefix);
+        if (!is_file(p->config_path)) fail(c, "%s/: no %sconfig: looked for %sscheduler_config.json", c->root, c->label, c->prefix);
     } else if (tokenizer || processor) {
         p->config_path = xasprintf("%s/%s", c->dir, tokenizer ? "tokenizer_config.json" : "preprocessor_config.json");
         if (!is_file(p->config_path)) {
@@ -161,11 +193,11 @@ static void resolve_part(diffusers_part *p, const ctx *c, diffusers_pref pref) {
         }
     } else {
         p->config_path = xasprintf("%s/config.json", c->dir);
-        if (!is_file(p->config_path)) die("%s/: no %sconfig: looked for %sconfig.json", c->root, c->label, c->prefix);
+        if (!is_file(p->config_path)) fail(c, "%s/: no %sconfig: looked for %sconfig.json", c->root, c->label, c->prefix);
     }
     if (p->config_path) {
         p->config = json_load_path(p->config_path);
-        if (!json_is_object(p->config)) die("%s: not a JSON object", p->config_path);
+        if (!json_is_object(p->config)) fail(c, "%s: not a JSON object", p->config_path);
     }
     if (!scheduler && !tokenizer && !processor) resolve_weights(p, c, pref);
 }
@@ -208,15 +240,23 @@ static char *display_name(const char *root, const json_t *index) {
 }
 
 diffusers_model *diffusers_open(const char *root, diffusers_pref pref) {
+    /* Checked before anything is allocated, so dying leaves nothing behind. */
+    char rootbuf[PATH_MAX], ipath[PATH_MAX + 32];
+    snprintf(rootbuf, sizeof rootbuf, "%s", root);
+    size_t rl = strlen(rootbuf);
+    while (rl > 1 && rootbuf[rl - 1] == '/') rootbuf[--rl] = 0;
+    if (!is_dir(rootbuf)) die("%s/: no such model folder", rootbuf);
+    snprintf(ipath, sizeof ipath, "%s/model_index.json", rootbuf);
+    json_t *index = json_load_path_opt(ipath);
+    if (!index) die("%s/: no model_index.json: not a diffusers pipeline folder", rootbuf);
+    if (!json_is_object(index)) {
+        json_decref(index);
+        die("%s: not a JSON object", ipath);
+    }
     diffusers_model *m = xcalloc(1, sizeof *m);
-    m->root = strip_slashes(root);
+    m->root = xstrdup(rootbuf);
     m->pref = pref;
-    if (!is_dir(m->root)) die("%s/: no such model folder", m->root);
-    char *ipath = xasprintf("%s/model_index.json", m->root);
-    m->index = json_load_path_opt(ipath);
-    if (!m->index) die("%s/: no model_index.json: not a diffusers pipeline folder", m->root);
-    if (!json_is_object(m->index)) die("%s: not a JSON object", ipath);
-    free(ipath);
+    m->index = index;
     const char *cls = json_string_value(json_object_get(m->index, "_class_name"));
     m->class_name = cls ? xstrdup(cls) : NULL;
     m->name = display_name(m->root, m->index);
@@ -241,6 +281,20 @@ int diffusers_has_part(const diffusers_model *m, const char *name) {
     return 0;
 }
 
+/* What a resolution in progress holds, for fail()'s cleanup. */
+typedef struct pending {
+    diffusers_part *p;
+    char *prefix, *label, *root;
+} pending;
+
+static void pending_free(void *arg) {
+    pending *q = arg;
+    diffusers_part_free(q->p);
+    free(q->prefix), free(q->label), free(q->root);
+    q->p = NULL;
+    q->prefix = q->label = q->root = NULL;
+}
+
 const diffusers_part *diffusers_part_get(diffusers_model *m, const char *name) {
     int i = 0;
     while (i < m->n_parts && strcmp(m->part_names[i], name)) i++;
@@ -252,18 +306,21 @@ const diffusers_part *diffusers_part_get(diffusers_model *m, const char *name) {
     p->library = xstrdup(json_string_value(json_array_get(v, 0)));
     p->class_name = xstrdup(json_string_value(json_array_get(v, 1)));
     p->dir = xasprintf("%s/%s", m->root, name);
-    char *prefix = xasprintf("%s/", name), *label = xasprintf("%s ", name);
-    ctx c = {m->root, p->dir, prefix, label};
+    pending q = {p, xasprintf("%s/", name), xasprintf("%s ", name), NULL};
+    ctx c = {m->root, p->dir, q.prefix, q.label, pending_free, &q};
     resolve_part(p, &c, m->pref);
-    free(prefix);
-    free(label);
+    free(q.prefix);
+    free(q.label);
     m->parts[i] = p;
     return p;
 }
 
 char *diffusers_file(const diffusers_model *m, const char *part, const char *file) {
     char *path = xasprintf("%s/%s/%s", m->root, part, file);
-    if (!is_file(path)) die("%s/: no %s/%s", m->root, part, file);
+    if (!is_file(path)) {
+        free(path);
+        die("%s/: no %s/%s", m->root, part, file);
+    }
     return path;
 }
 
@@ -273,7 +330,8 @@ diffusers_part *diffusers_part_open(const char *dir, diffusers_pref pref) {
     const char *slash = strrchr(root, '/');
     p->name = xstrdup(slash && slash[1] ? slash + 1 : root);
     p->dir = xstrdup(root);
-    ctx c = {root, p->dir, "", ""};
+    pending q = {p, NULL, NULL, root};
+    ctx c = {root, p->dir, "", "", pending_free, &q};
     resolve_part(p, &c, pref);
     /* The class, if config.json says (diffusers "_class_name", transformers "architectures"). */
     const char *cls = p->config ? json_string_value(json_object_get(p->config, "_class_name")) : NULL;

@@ -49,7 +49,7 @@ static void fmt_rate(char *buf, size_t n, const progress *p, double elapsed) {
 
 static void draw(progress *p, double now, int final) {
     double elapsed = now - p->t_start;
-    char rate[48], eta[24], line[256];
+    char rate[48], eta[24], line[1024];
     fmt_rate(rate, sizeof rate, p, elapsed);
     int known = p->total > 0;
     if (known && p->done > 0 && p->done < p->total)
@@ -67,28 +67,28 @@ static void draw(progress *p, double now, int final) {
         fmt_duration(el, sizeof el, elapsed);
         /* \033[K clears what a longer previous line left behind. */
         if (known)
-            snprintf(line, sizeof line, "\r%s: %s [%s] %s %s  %s  %s ETA %s\033[K%s", prog_name, p->label, bar, count,
+            snprintf(line, sizeof line, "\r%.64s: %s [%s] %s %s  %s  %s ETA %s\033[K%s", prog_name, p->label, bar, count,
                      p->unit, rate, el, eta, final ? "\n" : "");
         else
-            snprintf(line, sizeof line, "\r%s: %s %s %s  %s  %s\033[K%s", prog_name, p->label, count, p->unit, rate, el,
+            snprintf(line, sizeof line, "\r%.64s: %s %s %s  %s  %s\033[K%s", prog_name, p->label, count, p->unit, rate, el,
                      final ? "\n" : "");
         p->drawn = !final;
     } else if (final) {
         char el[32];
         snprintf(el, sizeof el, "%.1f s", elapsed);
         if (known)
-            snprintf(line, sizeof line, "%s: %s: %lld/%lld %s in %s (%s)\n", prog_name, p->label, (long long)p->done,
+            snprintf(line, sizeof line, "%.64s: %s: %lld/%lld %s in %s (%s)\n", prog_name, p->label, (long long)p->done,
                      (long long)p->total, p->unit, el, rate);
         else
-            snprintf(line, sizeof line, "%s: %s: %lld %s in %s (%s)\n", prog_name, p->label, (long long)p->done, p->unit,
+            snprintf(line, sizeof line, "%.64s: %s: %lld %s in %s (%s)\n", prog_name, p->label, (long long)p->done, p->unit,
                      el, rate);
     } else {
         if (known)
-            snprintf(line, sizeof line, "%s: %s: %lld/%lld %s (%d%%), %s, ETA %s\n", prog_name, p->label,
+            snprintf(line, sizeof line, "%.64s: %s: %lld/%lld %s (%d%%), %s, ETA %s\n", prog_name, p->label,
                      (long long)p->done, (long long)p->total, p->unit, (int)(100.0 * (double)p->done / (double)p->total),
                      rate, eta);
         else
-            snprintf(line, sizeof line, "%s: %s: %lld %s, %s\n", prog_name, p->label, (long long)p->done, p->unit, rate);
+            snprintf(line, sizeof line, "%.64s: %s: %lld %s, %s\n", prog_name, p->label, (long long)p->done, p->unit, rate);
     }
     fputs(line, stderr);
     fflush(stderr);

@@ -51,11 +51,14 @@ LDLIBS    += -lcublas -lcudart -lstdc++
 endif
 
 # A build folder remembers whether it was built with CUDA (SYNTHCXR_CUDA
-# changes what the objects hold): after a CUDA=0/1 switch it is emptied, and
-# its programs removed, so everything is rebuilt rather than mixed.
+# changes what the objects hold): after a CUDA=0/1 switch its outputs are
+# removed, so everything is rebuilt rather than mixed.
 ifeq ($(wildcard $(BUILD)/.config-cuda$(CUDA)),)
-$(shell rm -rf $(BUILD) $(patsubst tools/%.c,$(BINDIR)/%,$(wildcard tools/*.c)); \
-        mkdir -p $(BUILD) && touch $(BUILD)/.config-cuda$(CUDA))
+ifneq ($(wildcard $(BUILD)/.config-cuda*),)
+$(shell rm -rf $(BUILD)/libcommon $(BUILD)/libcommon.a $(BUILD)/tools $(BUILD)/tests $(BUILD)/bench \
+        $(BUILD)/.config-cuda* $(patsubst tools/%.c,$(BINDIR)/%,$(wildcard tools/*.c)))
+endif
+$(shell mkdir -p $(BUILD) && touch $(BUILD)/.config-cuda$(CUDA))
 endif
 
 LIB      := $(BUILD)/libcommon.a

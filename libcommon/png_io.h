@@ -34,7 +34,8 @@ void pngio_write_f32(const char *path, const float *img, int c, int h, int w, in
  * grey scaled to 0..255 (as libpng and Pillow do); an alpha channel (grey+alpha,
  * RGBA) and tRNS transparency are dropped, not composited; interlaced files
  * are de-interlaced. 16-bit files keep all 16 bits as i32 values 0..65535
- * (the tensor type has no u16); everything else is u8. */
+ * (the tensor type has no u16); everything else is u8. Samples are as stored:
+ * no gamma (gAMA) or colour-profile (iCCP, sRGB) conversion, as Pillow. */
 typedef struct pngio_image {
     tensor *pixels;     /* [h, w, c], c = 1 or 3; u8, or i32 when bit_depth is 16 */
     int bit_depth;      /* 8 or 16 */

@@ -107,22 +107,18 @@ static void test_bad_files(void) {
     expect_dies("CMYK", read_bad, NULL, 2, "cmyk.jpg: corrupt JPEG file: colour space");
     bad_path = path;
 
-    /* Cut anywhere: an error naming the file, never a crash or grey padding.
-     * Inside the headers libjpeg may call it a bad marker rather than an end
-     * of file; in the image data it is always "truncated". */
+    /* Cut anywhere, even just the final EOI marker: "truncated", never a
+     * crash or an image padded with grey. */
     const char *files[] = {"rgb420.jpg", "rgb_progressive.jpg", "grey.jpg"};
     for (int k = 0; k < 3; k++) {
         unsigned char *good = slurp(img(files[k]), &n);
         int ok = 1;
-        for (size_t len = 1; len < n - 2 && ok; len += (len < 40 ? 1 : 5)) {
+        for (size_t len = 1; len < n && ok; len += (len < 40 || len > n - 8 ? 1 : 5)) {
             spit(path, good, len);
             char what[96];
             snprintf(what, sizeof what, "%s cut at %zu of %zu bytes", files[k], len, n);
-            ok = expect_dies(what, read_bad, NULL, 2, len < 3 ? "bad.jpg: truncated JPEG file" : "bad.jpg: ");
+            ok = expect_dies(what, read_bad, NULL, 2, "bad.jpg: truncated JPEG file");
         }
-        /* The last scan's data cut off: truncated. */
-        spit(path, good, n - 40);
-        expect_dies(files[k], read_bad, NULL, 2, "bad.jpg: truncated JPEG file");
         /* A zero height in the frame header. */
         for (size_t i = 0; i + 8 < n; i++)
             if (good[i] == 0xff && (good[i + 1] == 0xc0 || good[i + 1] == 0xc2)) {

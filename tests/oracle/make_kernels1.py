@@ -70,7 +70,7 @@ def batched(name, batch, m, n, k, ta, tb, alpha, beta, gap):
 
 
 batched("bgemm_small", 5, 17, 23, 19, 0, 1, 1.3, 0.5, 7)     # many small: one matrix per thread
-batched("bgemm_large", 2, 130, 131, 129, 1, 0, 0.9, 0.0, 3)  # few large: threaded cblas per matrix
+batched("bgemm_large", 3, 130, 131, 129, 1, 0, 0.9, 0.0, 3)  # large: 2 one per thread, 1 on all threads
 
 # Linear (torch.nn.Linear): out = x @ W^T + b.
 x = torch.randn(7, 29)

@@ -21,7 +21,7 @@ int conv2d_out_w(const conv2d_dims *d);
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, const conv2d_dims *d);
 
 /* Tuning knobs, for tests and benchmarks (defaults need no call).
- * scratch_bytes: the im2col budget per tile (0 = default, 4 MiB); a tile is
+ * scratch_bytes: the im2col budget per tile (0 = default, 2 MiB); a tile is
  * at least one output row. mode: 0 auto, 1 tiles one after another with
  * multithreaded GEMM, 2 tiles spread over threads with single-threaded GEMM. */
 enum { CONV2D_AUTO = 0, CONV2D_SERIAL_TILES = 1, CONV2D_PARALLEL_TILES = 2 };

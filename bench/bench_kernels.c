@@ -1,9 +1,11 @@
 /* bench_kernels.c — GFLOP/s of the CPU kernels that dominate the model run
  * time: GEMM 2048^3, a 3x3 conv (320 -> 320 channels, 64x64, the SD UNet's
- * first level) and a 1x1 conv of the same size. Prints one JSON object per
+ * first level), a 1x1 conv of the same size and a 3x3 conv of the VAE
+ * decoder's last level (128 -> 128, 512x512; --no-vae skips it). Prints one JSON object per
  * line on stdout: the median and best of several timed repetitions after a
  * warm-up. bench/run.sh adds the machine's peak and writes bench-out/.
- *   bench_kernels [--reps N] [--threads N] [--conv-mode auto|serial|parallel] [--quick] */
+ *   bench_kernels [--reps N] [--threads N] [--conv-mode auto|serial|parallel]
+ *                 [--scratch-mb N] [--quick (no GEMM)] [--no-vae] */
 #include "common.h"
 #include "conv2d.h"
 #include "gemm.h"
@@ -89,11 +91,11 @@ static void bench_conv(const char *name, conv2d_dims d, int reps) {
 
 int main(int argc, char **argv) {
     prog_init(argv[0]);
-    int reps = 7, threads = 0, quick = 0, big = 0, mode = CONV2D_AUTO;
+    int reps = 7, threads = 0, quick = 0, big = 1, mode = CONV2D_AUTO;
     size_t scratch = 0;
     static struct option opts[] = {{"reps", required_argument, 0, 'r'},   {"threads", required_argument, 0, 't'},
                                    {"conv-mode", required_argument, 0, 'm'}, {"scratch-mb", required_argument, 0, 's'},
-                                   {"quick", no_argument, 0, 'k'},        {"vae", no_argument, 0, 'v'},
+                                   {"quick", no_argument, 0, 'k'},        {"no-vae", no_argument, 0, 'v'},
                                    {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -102,7 +104,7 @@ int main(int argc, char **argv) {
         case 't': threads = (int)parse_long("--threads", optarg, 1, 4096); break;
         case 's': scratch = (size_t)parse_long("--scratch-mb", optarg, 1, 4096) << 20; break;
         case 'k': quick = 1; break;
-        case 'v': big = 1; break;
+        case 'v': big = 0; break;
         case 'm':
             if (!strcmp(optarg, "auto")) mode = CONV2D_AUTO;
             else if (!strcmp(optarg, "serial")) mode = CONV2D_SERIAL_TILES;

@@ -10,6 +10,7 @@
 #include "conv2d.h"
 #include "gemm.h"
 
+#include <cblas.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +47,10 @@ static void bench_run(const char *name, const char *shape, double flops, int rep
     }
     qsort(t, (size_t)reps, sizeof(double), cmp_double);
     double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
-    printf("{\"kernel\":\"%s\",\"shape\":\"%s\",\"threads\":%d,\"reps\":%d,\"flops\":%.0f,"
+    printf("{\"kernel\":\"%s\",\"shape\":\"%s\",\"blas_core\":\"%s\",\"threads\":%d,\"reps\":%d,\"flops\":%.0f,"
            "\"median_s\":%.6f,\"best_s\":%.6f,\"gflops_median\":%.2f,\"gflops_best\":%.2f}\n",
-           name, shape, threads_get(), reps, flops, med, t[0], flops / med * 1e-9, flops / t[0] * 1e-9);
+           name, shape, openblas_get_corename(), threads_get(), reps, flops, med, t[0], flops / med * 1e-9,
+           flops / t[0] * 1e-9);
     fflush(stdout);
     free(t);
 }

@@ -102,18 +102,3 @@ void eltwise_transpose(float *out, const float *inp, int batch, int m, int n) {
             for (int i = i0; i < i1; i++) dst[(size_t)j * m + i] = src[(size_t)i * n + j];
     }
 }
-
-void eltwise_upsample_nearest2x(float *out, const float *inp, int planes, int h, int w) {
-    NEED(out && inp, "eltwise_upsample_nearest2x: NULL pointer");
-    NEED(out != inp, "eltwise_upsample_nearest2x: out must not alias inp");
-    NEED(planes > 0 && h > 0 && w > 0, "eltwise_upsample_nearest2x: bad dimensions planes %d, %d x %d", planes,
-         h, w);
-    long rows = (long)planes * h;
-#pragma omp parallel for schedule(static) if (rows * w * 4 > PAR_MIN)
-    for (long r = 0; r < rows; r++) {
-        const float *x = inp + r * w;
-        float *y = out + r * 4 * w; /* two output rows of 2w per input row */
-        for (int i = 0; i < w; i++) y[2 * i] = y[2 * i + 1] = x[i];
-        memcpy(y + 2 * w, y, 2 * (size_t)w * sizeof(float));
-    }
-}

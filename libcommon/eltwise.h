@@ -34,8 +34,5 @@ void eltwise_concat_channels(float *out, const float *a, int ca, const float *b,
  *   out [batch, n, m];  inp [batch, m, n];  not in place */
 void eltwise_transpose(float *out, const float *inp, int batch, int m, int n);
 
-/* F.interpolate(x, scale_factor=2, mode="nearest");
- *   out [planes, 2h, 2w];  inp [planes, h, w] with planes = batch * ch;  not in place */
-void eltwise_upsample_nearest2x(float *out, const float *inp, int planes, int h, int w);
 
 #endif

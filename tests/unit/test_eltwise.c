@@ -4,6 +4,7 @@
  * uses -std=c11, so no FMA contraction), so the results must be bit-identical:
  * tolerance 0. */
 #include "eltwise.h"
+#include "upsample.h"
 #include "unit.h"
 
 static st_file *fx;
@@ -64,7 +65,7 @@ static void test_concat_transpose_upsample(void) {
     eltwise_transpose(back, out, 2, 35, 6);
     expect_close("transpose back", back, A->data, N, 0);
     float *up = xmalloc((size_t)tensor_numel(u) * 4 * sizeof(float));
-    eltwise_upsample_nearest2x(up, u->data, 2 * 3, 5, 7), same("ew.up", up);
+    upsample_nearest2x_forward(up, u->data, 2, 3, 5, 7), same("ew.up", up);
     free(up), free(back), free(out);
     tensor_free(c), tensor_free(u);
 }

@@ -5,15 +5,6 @@
 #include "unit.h"
 #include "jpeg_io.h"
 
-static const char *tmpdir(void) {
-    static char dir[256];
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/synthcxr-jpeg-XXXXXX");
-        CHECK(mkdtemp(dir));
-    }
-    return dir;
-}
-
 static const char *img(const char *name) {
     char rel[256];
     snprintf(rel, sizeof rel, "images/%s", name);
@@ -88,7 +79,7 @@ static void read_bad(void *arg) {
 
 static void test_bad_files(void) {
     static char path[512];
-    snprintf(path, sizeof path, "%s/bad.jpg", tmpdir());
+    snprintf(path, sizeof path, "%s/bad.jpg", unit_tmpdir());
     bad_path = path;
     spit(path, "", 0);
     expect_dies("empty file", read_bad, NULL, 2, "bad.jpg: not a JPEG file");

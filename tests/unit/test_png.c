@@ -10,15 +10,6 @@
 
 #include <sys/stat.h>
 
-static const char *tmpdir(void) {
-    static char dir[256];
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/synthcxr-png-XXXXXX");
-        CHECK(mkdtemp(dir));
-    }
-    return dir;
-}
-
 static unsigned char *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     CHECKF(f, "cannot open %s", path);
@@ -179,22 +170,22 @@ static void test_write_roundtrip(void) {
     p16[0] = 0, p16[1] = 65535, p16[2] = 1;
     char path[512];
     for (int c = 1; c <= 3; c += 2) {
-        snprintf(path, sizeof path, "%s/w8_%d.png", tmpdir(), c);
+        snprintf(path, sizeof path, "%s/w8_%d.png", unit_tmpdir(), c);
         pngio_write_u8(path, p8, h, w, c, wtext, N_WTEXT);
         check_written(path, c, 8, p8, h, w);
-        snprintf(path, sizeof path, "%s/w16_%d.png", tmpdir(), c);
+        snprintf(path, sizeof path, "%s/w16_%d.png", unit_tmpdir(), c);
         pngio_write_u16(path, p16, h, w, c, wtext, N_WTEXT);
         check_written(path, c, 16, p16, h, w);
     }
     /* Overwriting an existing file replaces it; no temporary file is left. */
-    snprintf(path, sizeof path, "%s/w8_1.png", tmpdir());
+    snprintf(path, sizeof path, "%s/w8_1.png", unit_tmpdir());
     pngio_write_u8(path, p8 + 1, h, w, 1, wtext, N_WTEXT);
     check_written(path, 1, 8, p8 + 1, h, w);
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "ls -a %s | grep -q tmp", tmpdir());
-    EXPECT(system(cmd) != 0, "a temporary file was left in %s", tmpdir());
+    snprintf(cmd, sizeof cmd, "ls -a %s | grep -q tmp", unit_tmpdir());
+    EXPECT(system(cmd) != 0, "a temporary file was left in %s", unit_tmpdir());
     /* No text at all is fine too. */
-    snprintf(path, sizeof path, "%s/plain.png", tmpdir());
+    snprintf(path, sizeof path, "%s/plain.png", unit_tmpdir());
     pngio_write_u8(path, p8, 1, 1, 1, NULL, 0);
     pngio_image *im = pngio_read(path);
     EXPECT(im->n_text == 0 && ((uint8_t *)im->pixels->data)[0] == p8[0], "1x1 without text");
@@ -210,7 +201,7 @@ static void test_write_f32(void) {
     x[0] = -0.5f, x[1] = 1.5f, x[2] = NAN, x[3] = 0.5f / 255.0f, x[4] = 1.5f / 255.0f, x[5] = 1.0f;
     char path[512];
     for (int depth = 8; depth <= 16; depth += 8) {
-        snprintf(path, sizeof path, "%s/f32_%d.png", tmpdir(), depth);
+        snprintf(path, sizeof path, "%s/f32_%d.png", unit_tmpdir(), depth);
         pngio_write_f32(path, x, c, h, w, depth, wtext, 1);
         pngio_image *im = pngio_read(path);
         EXPECT(tensor_same_shape(im->pixels, 3, (int64_t[]){h, w, c}) && im->bit_depth == depth, "f32 shape");
@@ -279,7 +270,7 @@ static void fix_crc(unsigned char *b, size_t off) {
 
 static void test_bad_files(void) {
     static char path[512];
-    snprintf(path, sizeof path, "%s/bad.png", tmpdir());
+    snprintf(path, sizeof path, "%s/bad.png", unit_tmpdir());
     bad_path = path;
     size_t n;
     unsigned char *good = slurp(img("rgb8.png"), &n);
@@ -355,9 +346,9 @@ static void write_bad(void *arg) {
 }
 
 static void test_bad_writes(void) {
-    snprintf(bad_write_path, sizeof bad_write_path, "%s/nodir/x.png", tmpdir());
+    snprintf(bad_write_path, sizeof bad_write_path, "%s/nodir/x.png", unit_tmpdir());
     expect_dies("missing folder", write_bad, NULL, 2, "nodir/x.png");
-    snprintf(bad_write_path, sizeof bad_write_path, "%s/x.png", tmpdir());
+    snprintf(bad_write_path, sizeof bad_write_path, "%s/x.png", unit_tmpdir());
     static const pngio_text k1[] = {{"", "v"}}, k2[] = {{" lead", "v"}}, k3[] = {{"tab\there", "v"}},
                             k4[] = {{"two  spaces", "v"}},
                             k5[] = {{"a1234567890123456789012345678901234567890123456789012345678901234567890123456789",

@@ -5,18 +5,10 @@
 
 #include <sys/stat.h>
 
-static const char *tmpdir(void) {
-    static char dir[256];
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/synthcxr-unit-XXXXXX");
-        CHECK(mkdtemp(dir));
-    }
-    return dir;
-}
 
 static void test_roundtrip_all_dtypes(void) {
     char path[512];
-    snprintf(path, sizeof path, "%s/rt.safetensors", tmpdir());
+    snprintf(path, sizeof path, "%s/rt.safetensors", unit_tmpdir());
     dtype_t dts[] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_I32, DTYPE_I64, DTYPE_U8};
     const char *names[6] = {"a.f32", "b.f16", "c.bf16", "d.i32", "e.i64", "f.u8"};
     tensor *ts[6];
@@ -43,8 +35,8 @@ static void test_roundtrip_all_dtypes(void) {
     st_close(f);
     /* No temporary file is left beside it. */
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "ls -a %s | grep -q tmp", tmpdir());
-    EXPECT(system(cmd) != 0, "a temporary file was left in %s", tmpdir());
+    snprintf(cmd, sizeof cmd, "ls -a %s | grep -q tmp", unit_tmpdir());
+    EXPECT(system(cmd) != 0, "a temporary file was left in %s", unit_tmpdir());
 }
 
 /* The reference file from tests/oracle/make_fixtures.py: written by the Python
@@ -84,7 +76,7 @@ static void write_raw(const char *path, const char *hdr, size_t data_len) {
 
 static void test_bad_headers(void) {
     static char path[512];
-    snprintf(path, sizeof path, "%s/bad.safetensors", tmpdir());
+    snprintf(path, sizeof path, "%s/bad.safetensors", unit_tmpdir());
     bad_path = path;
     struct { const char *hdr; size_t data; const char *needle; } cases[] = {
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, "outside the 4 data bytes"},
@@ -118,7 +110,7 @@ static void load_missing(void *arg) { (void)arg; st_load_f32(shape_file, "unet.c
 
 static void test_missing_and_misshaped(void) {
     char path[512];
-    snprintf(path, sizeof path, "%s/shape.safetensors", tmpdir());
+    snprintf(path, sizeof path, "%s/shape.safetensors", unit_tmpdir());
     tensor *w = tensor_new_f32(2, (int64_t[]){2, 3});
     const char *names[] = {"w"};
     st_write(path, 1, names, (const tensor *const *)&w, NULL);

@@ -17,20 +17,12 @@ const char *__asan_default_options(void) { return "quarantine_size_mb=8"; }
 
 static char mkstream_path[4096];
 
-static const char *tmpdir(void) {
-    static char dir[256];
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/synthcxr-unit-XXXXXX");
-        CHECK(mkdtemp(dir));
-    }
-    return dir;
-}
 
 /* Writes `mkstream name` into a temp file; returns its path (static buffer). */
 static const char *mkstream_file(const char *name) {
     static char path[512];
     char cmd[5000];
-    snprintf(path, sizeof path, "%s/%s.cxr", tmpdir(), name);
+    snprintf(path, sizeof path, "%s/%s.cxr", unit_tmpdir(), name);
     snprintf(cmd, sizeof cmd, "'%s' %s > '%s'", mkstream_path, name, path);
     CHECKF(system(cmd) == 0, "%s failed", cmd);
     return path;
@@ -65,7 +57,7 @@ static tensor *ramp(dtype_t dt, int ndim, const int64_t *shape, float scale, flo
 /* Writer -> file -> reader: ids, meta, every dtype's bytes and shape, header. */
 static void test_roundtrip_all_dtypes(void) {
     char path[512];
-    snprintf(path, sizeof path, "%s/rt.cxr", tmpdir());
+    snprintf(path, sizeof path, "%s/rt.cxr", unit_tmpdir());
     dtype_t dts[DTYPE_COUNT] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_I32, DTYPE_I64, DTYPE_U8};
     tensor *want[DTYPE_COUNT];
     for (int k = 0; k < DTYPE_COUNT; k++)

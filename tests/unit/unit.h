@@ -74,6 +74,17 @@ static const char *fixture_path(const char *name) {
     return buf;
 }
 
+/* A temporary folder for this test binary, made on first use. */
+static const char *unit_tmpdir(void) __attribute__((unused));
+static const char *unit_tmpdir(void) {
+    static char dir[256];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/synthcxr-unit-XXXXXX");
+        CHECK(mkdtemp(dir));
+    }
+    return dir;
+}
+
 /* Compare got against want (n floats): no NaN/inf, and
  * max |got - want| <= tol * scale, where scale = max |want| (1 if all zero).
  * Prints the figures on failure; returns 1 when it passes. */

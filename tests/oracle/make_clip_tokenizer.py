@@ -93,6 +93,8 @@ HAND = [
     "There's no pneumothorax; it's unchanged. We've reviewed; they'll follow up; I'm sure; he'd agree.",
     "THERE'S NO EFFUSION. IT'S STABLE. WE'VE SEEN IT. THEY'LL CALL.",
     "Patient's ETT isn't visualized; don't remove the line.",
+    "They're certain the line's tip is in the SVC; we're done; you've seen it; I'd agree.",
+    "Contractions glued: 're've'm'll'd's't and ''s and x'''s.",
     "Left-sided pleural effusion with loculation?",
     "'quoted' finding and \"double quoted\" finding.",
     "Size: 12mm (previously 10mm), growth +20%.",

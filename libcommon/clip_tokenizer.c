@@ -149,7 +149,6 @@ static void uni_nfc(const uint32_t *in, size_t n, cpbuf *out) {
         }
     }
     /* Canonical composition: a character joins the last starter unless blocked. */
-    size_t base = out->n;
     long starter = -1;
     int last_ccc = -1; /* class of the last character kept after the starter; -1: none yet */
     for (i = 0; i < d.n; i++) {
@@ -163,7 +162,6 @@ static void uni_nfc(const uint32_t *in, size_t n, cpbuf *out) {
         else last_ccc = cc;
         cp_push(out, c);
     }
-    (void)base;
     free(d.p);
 }
 
@@ -405,9 +403,10 @@ static void read_spec(json_t *obj, const char *key, const char *path, int dict_d
         json_t *c = json_object_get(v, "content");
         if (!json_is_string(c)) die("%s: \"%s\" has no string \"content\"", path, key);
         out->content = json_string_value(c);
-        json_t *nz = json_object_get(v, "normalized");
+        json_t *nz = json_object_get(v, "normalized"), *sp = json_object_get(v, "special");
         if (nz && !json_is_boolean(nz)) die("%s: \"%s\".normalized must be true or false", path, key);
-        out->normalized = nz ? json_is_true(nz) : dict_default_norm;
+        /* AddedToken's default: normalized = not special */
+        out->normalized = nz ? json_is_true(nz) : json_is_boolean(sp) ? !json_is_true(sp) : dict_default_norm;
     } else {
         die("%s: \"%s\" must be a string or an object", path, key);
     }
@@ -484,6 +483,25 @@ static void load_specials(clip_tokenizer *t, const char *dir) {
         if (k == 0) t->bos = id;
         if (k == 1) t->eos = id;
         if (k == 3) t->pad = id;
+    }
+    /* Extra special tokens (matched like the named ones): the map's list replaces the config's. */
+    json_t *extra = NULL;
+    const char *epath = cpath;
+    static const char *const ekeys[2] = {"extra_special_tokens", "additional_special_tokens"};
+    for (int k = 0; k < 2 && !extra; k++) {
+        if (map && json_is_array(json_object_get(map, ekeys[k]))) { extra = json_object_get(map, ekeys[k]); epath = mpath; }
+        else if (cfg && json_is_array(json_object_get(cfg, ekeys[k]))) extra = json_object_get(cfg, ekeys[k]);
+    }
+    for (size_t i = 0; extra && i < json_array_size(extra); i++) {
+        tok_spec s = {NULL, 0};
+        json_t *wrap = json_pack("{sO}", "extra_special_tokens", json_array_get(extra, i));
+        read_spec(wrap, "extra_special_tokens", epath, 0, &s);
+        json_decref(wrap);
+        if (!s.content) continue;
+        int found = 0;
+        for (int j = 0; j < t->nadded && dec; j++)
+            if (!strcmp(t->added[j].content, s.content)) found = 1;
+        if (!found) add_token(t, s.content, token_id(t, s.content, "extra special token", dir), s.normalized);
     }
     /* Code points for matching; a normalised token is matched in its normalised form. */
     for (int i = 0; i < t->nadded; i++) {

@@ -3,11 +3,14 @@
 StableDiffusionPipeline does it with transformers 5 (CLIPTokenizer, which is the
 `tokenizers`-backed class: NFC + whitespace + lowercase normaliser, the CLIP split
 regex, ByteLevel, BPE with "</w>"; no ftfy), called with padding="max_length",
-max_length=tokenizer.model_max_length, truncation=True. Done for the SD 1.x folder
-(pad "<|endoftext|>") and the SD 2.x folder (pad "!") under tests/fixtures/tokenizers/.
-Writes clip_tokenizer_ref.safetensors (ids_sd1, ids_sd2 [N, 77] int32 and the
-lengths before padding) and clip_tokenizer_ref.jsonl (the sentences, one JSON
-string a line, same order)."""
+max_length=tokenizer.model_max_length, truncation=True. Done for the tokenizer folders under
+tests/fixtures/tokenizers/: sd1 (SD 1.x / RoentGen as published, pad "<|endoftext|>"),
+sd2 (SD 2.x, pad "!" from special_tokens_map.json, which makes "!" a special token
+matched in the raw text) and sd1-decoder (the SD 1.x folder as transformers >= 4.34
+re-saves it, with "added_tokens_decoder", which makes transformers ignore
+special_tokens_map.json). Writes clip_tokenizer_ref.safetensors (ids_<folder>
+[N, 77] int32 and len_<folder>, the count before padding) and
+clip_tokenizer_ref.jsonl (the sentences, one JSON string a line, same order)."""
 import json
 import os
 import random
@@ -186,6 +189,7 @@ FINDINGS = [
     "T7-T8 compression deformity", "median sternotomy wires", "moderate hiatal hernia",
     "interstitial edema", "multifocal pneumonia", "apical pleural thickening",
 ]
+FOLDERS = ("sd1", "sd2", "sd1-decoder")
 MODS = ["", "unchanged", "new since ___", "improved", "worsened", "likely", "cannot be excluded"]
 
 
@@ -220,7 +224,7 @@ def main():
     torch.manual_seed(0)
     sentences = HAND + generated(rng)
     ids, lens = {}, {}
-    for name in ("sd1", "sd2"):
+    for name in FOLDERS:
         tok = CLIPTokenizer.from_pretrained(os.path.join(FIXTURES, "tokenizers", name))
         assert tok.model_max_length == 77
         enc = tok(sentences, padding="max_length", max_length=tok.model_max_length, truncation=True,
@@ -229,9 +233,11 @@ def main():
         lens[name] = enc.attention_mask.sum(1).to(torch.int32)  # attention mask is 1 on BOS..EOS
         print(f"{name}: pad {tok.pad_token!r}={tok.pad_token_id}, {len(sentences)} sentences, "
               f"{int((lens[name] == 77).sum())} truncated/full")
-    save("clip_tokenizer_ref.safetensors",
-         {"ids_sd1": ids["sd1"], "ids_sd2": ids["sd2"], "len_sd1": lens["sd1"], "len_sd2": lens["sd2"]},
-         meta={"transformers": transformers.__version__})
+    tensors = {}
+    for name in FOLDERS:
+        tensors["ids_" + name] = ids[name]
+        tensors["len_" + name] = lens[name]
+    save("clip_tokenizer_ref.safetensors", tensors, meta={"transformers": transformers.__version__})
     path = os.path.join(FIXTURES, "clip_tokenizer_ref.jsonl")
     with open(path, "w", encoding="utf-8") as f:
         for s in sentences:

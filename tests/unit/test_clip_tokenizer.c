@@ -92,6 +92,7 @@ static void check_folder(const char *name, int32_t want_pad) {
 
 static void test_sd1_ids_equal_hf(void) { check_folder("sd1", 49407); }
 static void test_sd2_ids_equal_hf(void) { check_folder("sd2", 0); }
+static void test_sd1_decoder_ids_equal_hf(void) { check_folder("sd1-decoder", 49407); }
 
 /* Hand-checked cases that hold whatever the fixture says (ids from the CLIP vocabulary). */
 static void test_basic_layout(void) {
@@ -210,6 +211,7 @@ int main(void) {
     RUN(test_basic_layout);
     RUN(test_sd1_ids_equal_hf);
     RUN(test_sd2_ids_equal_hf);
+    RUN(test_sd1_decoder_ids_equal_hf);
     RUN(test_errors_name_the_file);
     RUN(test_defaults_without_config);
     RUN(test_speed);

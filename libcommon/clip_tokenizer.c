@@ -12,7 +12,13 @@
  *   5. byte-level BPE per piece, the last symbol carrying "</w>";
  *   6. BOS, the ids truncated to max_length - 2, EOS, padding with pad_token.
  * Unicode tables (classes, lower-case, NFC) are generated into clip_unicode.h
- * from the `tokenizers` library by tests/oracle/make_clip_unicode.py. */
+ * from the `tokenizers` library by tests/oracle/make_clip_unicode.py.
+ * Not modelled: added tokens with lstrip/rstrip/single_word set (no SD folder
+ * has them), a pad/extra token missing from vocab.json (dies; transformers would
+ * append a new id), folders with only tokenizer.json (dies naming vocab.json).
+ * Without tokenizer_config.json the max length is 77 (transformers: unbounded).
+ * Stray invalid UTF-8 bytes become U+FFFD (JSON input is valid UTF-8 anyway).
+ * clip_tokenize keeps no state, so threads may share one tokenizer. */
 #include "clip_tokenizer.h"
 #include "clip_unicode.h"
 #include "common.h"
@@ -560,30 +566,99 @@ typedef struct { int32_t *ids; int n, cap; } id_sink;
 static int sink_full(const id_sink *s) { return s->n >= s->cap; }
 static void sink_put(id_sink *s, int32_t id) { if (s->n < s->cap) s->ids[s->n++] = id; }
 
+/* Words longer than this many bytes merge through a heap (O(n log n)); shorter
+ * ones by rescanning, which is faster for them. Both merge the lowest-ranked
+ * pair first and, among equal ranks, the leftmost, as `tokenizers` does. */
+#define BPE_SCAN_MAX 64
+
+typedef struct { int32_t rank, pos; } bpe_cand;
+
+static int cand_less(bpe_cand a, bpe_cand b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
+
+static void heap_push(bpe_cand *h, size_t *n, bpe_cand c) {
+    size_t i = (*n)++;
+    while (i > 0 && cand_less(c, h[(i - 1) / 2])) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
+    h[i] = c;
+}
+
+static bpe_cand heap_pop(bpe_cand *h, size_t *n) {
+    bpe_cand top = h[0], last = h[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && cand_less(h[c + 1], h[c])) c++;
+        if (!cand_less(h[c], last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = last;
+    return top;
+}
+
+/* sym[0..n) -> merged in place (a linked list over the array); returns the count left, compacted. */
+static size_t bpe_merge_heap(const clip_tokenizer *t, int32_t *sym, size_t n) {
+    int32_t *next = xmalloc(n * sizeof *next), *prev = xmalloc(n * sizeof *prev);
+    bpe_cand *heap = xmalloc(n * 3 * sizeof *heap);  /* n - 1 pairs, then at most two per merge */
+    size_t nh = 0;
+    for (size_t i = 0; i < n; i++) {
+        next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+        prev[i] = (int32_t)i - 1;
+        const merge_slot *m = i + 1 < n ? merge_find(t, sym[i], sym[i + 1]) : NULL;
+        if (m) heap_push(heap, &nh, (bpe_cand){m->rank, (int32_t)i});
+    }
+    while (nh) {
+        bpe_cand c = heap_pop(heap, &nh);
+        int32_t i = c.pos, j = next[i];
+        if (sym[i] < 0 || j < 0) continue;  /* merged away, or now the last symbol */
+        const merge_slot *m = merge_find(t, sym[i], sym[j]);
+        if (!m || m->rank != c.rank) continue;  /* stale: a neighbour changed */
+        sym[i] = m->merged;
+        sym[j] = -1;
+        next[i] = next[j];
+        if (next[j] >= 0) prev[next[j]] = i;
+        if (prev[i] >= 0 && (m = merge_find(t, sym[prev[i]], sym[i])))
+            heap_push(heap, &nh, (bpe_cand){m->rank, prev[i]});
+        if (next[i] >= 0 && (m = merge_find(t, sym[i], sym[next[i]])))
+            heap_push(heap, &nh, (bpe_cand){m->rank, i});
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (sym[i] >= 0) sym[k++] = sym[i];
+    free(next);
+    free(prev);
+    free(heap);
+    return k;
+}
+
 /* Byte-level BPE of one pre-token (code points), ids to the sink. */
 static void bpe_word(const clip_tokenizer *t, const uint32_t *w, size_t n, id_sink *out) {
-    unsigned char stackb[256];
-    int32_t stacks[256];
+    unsigned char stackb[4 * BPE_SCAN_MAX];
+    int32_t stacks[4 * BPE_SCAN_MAX];
     size_t nb = 0;
     for (size_t i = 0; i < n; i++) nb += (size_t)(w[i] < 0x80 ? 1 : w[i] < 0x800 ? 2 : w[i] < 0x10000 ? 3 : 4);
     unsigned char *bytes = nb <= sizeof stackb ? stackb : xmalloc(nb);
-    int32_t *sym = nb <= 256 ? stacks : xmalloc(nb * sizeof *sym);
+    int32_t *sym = nb <= 4 * BPE_SCAN_MAX ? stacks : xmalloc(nb * sizeof *sym);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) k += (size_t)utf8_encode(w[i], bytes + k);
     for (size_t i = 0; i < nb; i++) sym[i] = i + 1 < nb ? t->byte_id[bytes[i]] : t->byte_id_eow[bytes[i]];
     size_t ns = nb;
-    /* Merge the lowest-ranked adjacent pair, leftmost first, until none is left. */
-    while (ns > 1) {
-        int32_t best = INT32_MAX, merged = -1;
-        size_t at = 0;
-        for (size_t i = 0; i + 1 < ns; i++) {
-            const merge_slot *m = merge_find(t, sym[i], sym[i + 1]);
-            if (m && m->rank < best) { best = m->rank; merged = m->merged; at = i; }
+    if (nb > BPE_SCAN_MAX) {
+        ns = bpe_merge_heap(t, sym, nb);
+    } else {
+        /* Merge the lowest-ranked adjacent pair, leftmost first, until none is left. */
+        while (ns > 1) {
+            int32_t best = INT32_MAX, merged = -1;
+            size_t at = 0;
+            for (size_t i = 0; i + 1 < ns; i++) {
+                const merge_slot *m = merge_find(t, sym[i], sym[i + 1]);
+                if (m && m->rank < best) { best = m->rank; merged = m->merged; at = i; }
+            }
+            if (merged < 0) break;
+            sym[at] = merged;
+            memmove(sym + at + 1, sym + at + 2, (ns - at - 2) * sizeof *sym);
+            ns--;
         }
-        if (merged < 0) break;
-        sym[at] = merged;
-        memmove(sym + at + 1, sym + at + 2, (ns - at - 2) * sizeof *sym);
-        ns--;
     }
     for (size_t i = 0; i < ns; i++) sink_put(out, sym[i]);
     if (bytes != stackb) free(bytes);

@@ -27,7 +27,10 @@ tests/fixtures/clip_text_ref.safetensors holds, for each model (sd1., sd2.):
   report.<id>   [77, D]       the state of each examples/reports.jsonl record,
                               with the prompt cleaned as rep2lat documents
   (and read from that file by this script)
+  report_skip1.<id>  [77, D]  the same with clip_skip=1
   uncond        [77, D]       the empty prompt
+  negative      [77, D]       the prompt "lateral view, text, blurry" (no
+                              clip_skip: diffusers never skips for it)
 and the initial latents as StableDiffusionPipeline.prepare_latents draws them
 (CPU generator, float32, init_noise_sigma 1):
   latents.s42.512   [1, 4, 64, 64]  all of it
@@ -57,6 +60,8 @@ PROMPTS = [
     "Opacité rétrocardiaque — likely atelectasis (vs. pneumonia)!",
     " ".join(["Diffuse bilateral reticular opacities, greater at the bases, compatible with fibrosis."] * 8),
 ]
+
+NEGATIVE = "lateral view, text, blurry"
 
 MODELS = {
     "sd1": dict(
@@ -199,10 +204,13 @@ for key, m in MODELS.items():
     out[f"{key}.skip1"] = encode(model, ids, 1)
     out[f"{key}.skip2"] = encode(model, ids, 2)
     out[f"{key}.uncond"] = encode(model, ids_of([""]), 0)[0]
+    out[f"{key}.negative"] = encode(model, ids_of([NEGATIVE]), 0)[0]
     texts = [clean(r) for r in reports]
     states = encode(model, ids_of(texts), 0)
+    skip1 = encode(model, ids_of(texts), 1)
     for i, r in enumerate(reports):
         out[f"{key}.report.{r.get('id', str(i + 1))}"] = states[i]
+        out[f"{key}.report_skip1.{r.get('id', str(i + 1))}"] = skip1[i]
     print(f"{key}: hidden {tuple(out[key + '.hidden'].shape)}, |max| {out[key + '.hidden'].abs().max():.3f}")
 
 # prepare_latents from diffusers itself, on a stand-in for the pipeline object

@@ -98,16 +98,15 @@ copy_model() {
   run -1 tensorcmp --head 256 "$REF" latent "latents.s1.512.head" <"$TMP/s42one"
 }
 
-@test "--batch changes nothing but the speed" {
+@test "--batch changes nothing but the speed (the streams are byte for byte the same)" {
   rep2lat -q -m "$SD1" --height 64 --width 64 --batch 1 "$REPORTS" >"$TMP/b1"
   rep2lat -q -m "$SD1" --height 64 --width 64 --batch 4 "$REPORTS" >"$TMP/b4"
   rep2lat -q -m "$SD1" --height 64 --width 64 --batch 1024 "$REPORTS" >"$TMP/b1024"
   for b in b1 b4 b1024; do
     run -0 tensorcmp --tol 1e-4 "$REF" cond 'sd1.report.{id}' <"$TMP/$b"
-    cxrstream <"$TMP/$b" >"$TMP/$b.json"
   done
-  cmp "$TMP/b1.json" "$TMP/b4.json"
-  cmp "$TMP/b1.json" "$TMP/b1024.json"
+  cmp "$TMP/b1" "$TMP/b4"
+  cmp "$TMP/b1" "$TMP/b1024"
 }
 
 @test "--clip-skip 1 and --negative match diffusers (no clip skip for the negative prompt)" {

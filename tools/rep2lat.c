@@ -32,14 +32,14 @@ static const char usage[] =
     "      --seed N              noise seed of the first record; record i gets N+i\n"
     "                            (default 0)\n"
     "      --height N            image height, a multiple of 8 (default: the\n"
-    "                            model's sample_size x 8)\n"
-    "      --width N             image width, a multiple of 8 (default: the\n"
-    "                            model's sample_size x 8)\n"
+    "                            unet's sample_size x the VAE scale, 8)\n"
+    "      --width N             image width, a multiple of 8 (default: as\n"
+    "                            --height)\n"
     "      --clip-skip N         skip the last N CLIP layers; 0 = last_hidden_state\n"
     "                            (default 0)\n"
     "      --batch B             reports per text-encoder pass, 1-1024 (default 1)\n"
-    "      --precision P         fp32, fp16 or bf16 (default: fp32 on the CPU,\n"
-    "                            fp16 on CUDA)\n"
+    "      --precision P         fp32, fp16 or bf16: weights rounded and latents\n"
+    "                            drawn in that type (default fp32)\n"
     COMMON_HELP
     "\n"
     "Example:\n"
@@ -56,7 +56,7 @@ struct cmdline {
     long height, width;    /* 0: from the model's unet/config.json */
     long clip_skip;
     long batch;
-    int precision;         /* index into precisions; -1: per device */
+    int precision;         /* index into precisions; -1: fp32 */
     struct common_opts common;
 };
 

@@ -98,6 +98,25 @@ copy_model() {
   run -1 tensorcmp --head 256 "$REF" latent "latents.s1.512.head" <"$TMP/s42one"
 }
 
+@test "--precision fp16 / bf16: latents drawn in that dtype as diffusers does, weights rounded" {
+  for pair in f16:fp16 bf16:bf16; do
+    local pr=${pair%:*}
+    head -1 "$REPORTS" | rep2lat -q -m "$SD1" --height 512 --width 512 --seed 42 --precision "${pair#*:}" >"$TMP/s"
+    run -0 tensorcmp --head 256 "$REF" latent "latents.$pr.s42.512.head" <"$TMP/s"
+    run -1 tensorcmp --head 256 "$REF" latent "latents.s42.512.head" <"$TMP/s"
+    # The tiny model's weights are float16 already: fp16 leaves the states as
+    # they are; bf16 rounds the weights further, and the states move.
+    if [ $pr = f16 ]; then
+      run -0 tensorcmp --tol 1e-4 "$REF" cond 'sd1.report.{id}' <"$TMP/s"
+    else
+      run -1 tensorcmp --tol 1e-4 "$REF" cond 'sd1.report.{id}' <"$TMP/s"
+      run -0 tensorcmp --tol 0.1 "$REF" cond 'sd1.report.{id}' <"$TMP/s"
+    fi
+  done
+  run -0 bash -c "cxrstream <'$TMP/s' | head -1 | jq -r .meta.precision"
+  assert_output bf16
+}
+
 @test "--batch changes nothing but the speed (the streams are byte for byte the same)" {
   rep2lat -q -m "$SD1" --height 64 --width 64 --batch 1 "$REPORTS" >"$TMP/b1"
   rep2lat -q -m "$SD1" --height 64 --width 64 --batch 4 "$REPORTS" >"$TMP/b4"

@@ -34,7 +34,9 @@ tests/fixtures/clip_text_ref.safetensors holds, for each model (sd1., sd2.):
 and the initial latents as StableDiffusionPipeline.prepare_latents draws them
 (CPU generator, float32, init_noise_sigma 1):
   latents.s42.512   [1, 4, 64, 64]  all of it
-  latents.sS.R      first 256 values for seeds 0, 1, 42 and sides 512, 768
+  latents.sS.R.head first 256 values for seeds 0, 1, 42 and sides 512, 768
+  latents.f16.s42.512.head, latents.bf16.s42.512.head
+                    the same drawn in float16 / bfloat16 (as float32)
 Test prompts are stored as metadata "prompts" (a JSON list)."""
 import json
 import os
@@ -224,5 +226,11 @@ for seed in (0, 1, 42):
         out[f"latents.s{seed}.{side}.head"] = lat.flatten()[:256]
         if seed == 42 and side == 512:
             out["latents.s42.512"] = lat
+# A pipeline loaded with torch_dtype float16 / bfloat16 draws its noise in that
+# dtype (rep2lat --precision fp16 / bf16); stored widened to float32.
+for name, dt in (("f16", torch.float16), ("bf16", torch.bfloat16)):
+    g = torch.Generator("cpu").manual_seed(42)
+    lat = StableDiffusionPipeline.prepare_latents(stub, 1, 4, 512, 512, dt, torch.device("cpu"), g)
+    out[f"latents.{name}.s42.512.head"] = lat.flatten()[:256].float()
 
 save("clip_text_ref.safetensors", out, {"prompts": json.dumps(PROMPTS)})

@@ -418,12 +418,10 @@ int main(int argc, char **argv) {
     json_object_set_new(h.rec.meta, "latent_scaled", json_false());
     {
         int32_t *ids = xmalloc((size_t)T * sizeof *ids);
-        char *neg = clean_text(cl.negative ? cl.negative : "");
-        clip_tokenize(m.tok, neg, ids);
+        clip_tokenize(m.tok, cl.negative ? cl.negative : "", ids); /* as given, as diffusers */
         tensor *uncond = tensor_new_f32(2, (int64_t[]){T, D});
         clip_text_forward(m.te, uncond->data, ids, 1, T, 0);
         record_add_tensor(&h.rec, "uncond", uncond);
-        free(neg);
         free(ids);
     }
     stream_write_header(out, &h);

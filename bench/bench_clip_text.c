@@ -35,7 +35,7 @@ static unsigned lcg(unsigned *s) { return *s = *s * 1664525u + 1013904223u; }
 static tensor *random_f16(int ndim, const int64_t *shape, float scale, float offset, unsigned *seed) {
     tensor *t = tensor_new(DTYPE_F16, ndim, shape);
     uint16_t *p = t->data;
-    for (int64_t i = 0; i < tensor_numel(t); i++)
+    for (int64_t i = 0, n = tensor_numel(t); i < n; i++)
         p[i] = f32_to_f16(offset + scale * ((float)((lcg(seed) >> 8) & 0xffff) / 32768.0f - 1.0f));
     return t;
 }

@@ -243,8 +243,8 @@ static char *clean_text(const char *s) {
     return out;
 }
 
-/* A string field of a report: NULL when absent or null; dies (after the
- * records before it are out: see fail) when it is not a string. */
+/* An input error: the reports already read are encoded and written first,
+ * so the records before the bad line are whole on stdout; then it dies. */
 struct pending;
 static void fail(struct pending *p, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
@@ -321,6 +321,8 @@ static void fail(struct pending *p, const char *fmt, ...) {
     die("%s", msg);
 }
 
+/* A string field of a report: NULL when absent or null; an input error when
+ * it is not a string. */
 static const char *field_str(struct pending *p, const json_t *obj, const char *key, long line) {
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) return NULL;

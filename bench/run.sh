@@ -30,8 +30,10 @@ out=bench-out/kernels.json
 tmp=$(mktemp bench-out/.kernels.XXXXXX)
 trap 'rm -f "$tmp"' EXIT
 echo "bench: $model, $cores cores at $mhz MHz ($clock_src): peak $peak GFLOP/s (cores x 2 FMA x 8 floats x 2 x clock)" >&2
+# The text encoder bench (bench_clip_text: rep2lat's reports/s) takes no BENCH_ARGS.
 # shellcheck disable=SC2086
-"$bin" ${BENCH_ARGS:-} | while IFS= read -r line; do
+{ "$bin" ${BENCH_ARGS:-}; [ ! -x "$BUILD/bench/bench_clip_text" ] || "$BUILD/bench/bench_clip_text"; } |
+while IFS= read -r line; do
   # Append peak, clock and ratio to each object; print a readable row.
   g=$(printf '%s\n' "$line" | sed -n 's/.*"gflops_median":\([0-9.]*\).*/\1/p')
   gb=$(printf '%s\n' "$line" | sed -n 's/.*"gflops_best":\([0-9.]*\).*/\1/p')

@@ -111,7 +111,7 @@ check_device_auto() {
   # shellcheck disable=SC2086
   run -2 --separate-stderr "$p" ${MINIMAL[$p]} --device cpu --threads 1 </dev/null
   refute_regex "$stderr" "device:"
-  stderr_has "not built yet"
+  stderr_has "$p: "
   # shellcheck disable=SC2086
   run -2 --separate-stderr "$p" -q ${MINIMAL[$p]} </dev/null
   refute_regex "$stderr" "device:"
@@ -140,7 +140,11 @@ check_common_values() {
   run -1 --separate-stderr rep2lat --model "$TMP/m" a.jsonl b.jsonl
   stderr_has "'b.jsonl' is extra"
 }
-@test "rep2lat says its core is not built (exit 2)" { check_stub rep2lat; }
+@test "rep2lat: a missing model folder is exit 2, nothing on stdout" {
+  run -2 --separate-stderr rep2lat -q --model "$TMP/model" </dev/null
+  assert_output ""
+  stderr_has "rep2lat: $TMP/model/: no such model folder"
+}
 @test "rep2lat --device cuda without a GPU" { check_device_cuda rep2lat; }
 @test "rep2lat --device auto notes its choice" { check_device_auto rep2lat; }
 

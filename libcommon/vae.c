@@ -214,7 +214,10 @@ static st_file *file_for(const diffusers_part *part, st_file **open, const char 
     return NULL;
 }
 
-static void load_param(const diffusers_part *part, st_file **open, const vae_param *p, float *dst) {
+/* Reads p into dst; returns NULL, or a message (fresh memory) naming the file
+ * and tensor that is missing or mis-shaped, so the caller can free what it
+ * holds before dying. */
+static char *load_param(const diffusers_part *part, st_file **open, const vae_param *p, float *dst) {
     const char *name = p->name;
     st_file *f = file_for(part, open, name);
     const st_entry *e = f ? st_find(f, name) : NULL;
@@ -224,17 +227,25 @@ static void load_param(const diffusers_part *part, st_file **open, const vae_par
         if (ea) f = g, e = ea, name = p->alt;
     }
     if (!e) {
-        if (part->weight_map) die("%s/: missing tensor \"%s\" (not in %s)", part->dir, p->name, part->index_path);
-        die("%s: missing tensor \"%s\"", part->weight_paths[0], p->name);
+        if (part->weight_map) return xasprintf("%s/: missing tensor \"%s\" (not in %s)", part->dir, p->name, part->index_path);
+        return xasprintf("%s: missing tensor \"%s\"", part->weight_paths[0], p->name);
     }
+    int ndim = p->ndim;
+    int64_t shape[4];
+    memcpy(shape, p->shape, sizeof shape);
     /* Attention projections of very old checkpoints are 1x1 convolutions
      * [c, c, 1, 1]; the same numbers as the Linear [c, c]. */
-    if (p->ndim == 2 && e->ndim == 4 && e->shape[2] == 1 && e->shape[3] == 1 && e->shape[0] == p->shape[0] &&
-        e->shape[1] == p->shape[1]) {
-        st_read_f32(f, name, 4, (int64_t[]){p->shape[0], p->shape[1], 1, 1}, dst);
-        return;
+    if (ndim == 2 && e->ndim == 4 && e->shape[2] == 1 && e->shape[3] == 1) ndim = 4, shape[2] = shape[3] = 1;
+    int same = e->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++) same = e->shape[i] == shape[i];
+    if (!same) {
+        char want[96], got[96];
+        shape_str(want, sizeof want, ndim, shape);
+        shape_str(got, sizeof got, e->ndim, e->shape);
+        return xasprintf("%s: tensor \"%s\" has shape %s, but the VAE config needs %s", f->path, name, got, want);
     }
-    st_read_f32(f, name, p->ndim, p->shape, dst);
+    st_read_f32(f, name, ndim, shape, dst);
+    return NULL;
 }
 
 vae_decoder *vae_load(const diffusers_part *part) {
@@ -273,15 +284,22 @@ vae_decoder *vae_load(const diffusers_part *part) {
     v->n_params = L.total;
     v->params = xmalloc_aligned(L.total * sizeof(float));
     st_file **open = xcalloc((size_t)part->n_weights, sizeof *open);
-    for (int i = 0; i < L.n; i++) {
+    char *err = NULL;
+    for (int i = 0; i < L.n && !err; i++) {
         *L.p[i].dst = v->params + L.p[i].off;
-        load_param(part, open, &L.p[i], *L.p[i].dst);
-        free(L.p[i].name);
-        free(L.p[i].alt);
+        err = load_param(part, open, &L.p[i], *L.p[i].dst);
     }
+    for (int i = 0; i < L.n; i++) free(L.p[i].name), free(L.p[i].alt);
     for (int i = 0; i < part->n_weights; i++) st_close(open[i]);
     free(open);
     free(L.p);
+    if (err) { /* everything freed first, so a sanitizer build sees no leak */
+        static char msg[1024];
+        snprintf(msg, sizeof msg, "%s", err);
+        free(err);
+        vae_free(v);
+        die("%s", msg);
+    }
     return v;
 }
 

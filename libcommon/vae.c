@@ -454,3 +454,92 @@ void vae_decode(const vae_decoder *v, float *out, const float *latents, int batc
     free(a);
     free(b);
 }
+
+/* ---- tiled decoding ------------------------------------------------------------ */
+
+/* b's first rows take a's last ones, weighted as diffusers' blend_v: the
+ * weights are float64 fractions rounded to float32 (a tensor times a Python
+ * float), each product rounded, then summed.
+ *   a [c, ah, w], b [c, bh, w] (b changed in place) */
+static void blend_v(const float *a, int ah, float *b, int bh, int c, int w, int extent) {
+    int e = ah < bh ? ah : bh;
+    if (extent < e) e = extent;
+    for (int y = 0; y < e; y++) {
+        float wb = (float)((double)y / e), wa = (float)(1.0 - (double)y / e);
+        for (int ch = 0; ch < c; ch++) {
+            const float *ar = a + ((size_t)ch * ah + (ah - e + y)) * w;
+            float *br = b + ((size_t)ch * bh + y) * w;
+            for (int x = 0; x < w; x++) {
+                float p = ar[x] * wa, q = br[x] * wb;
+                br[x] = p + q;
+            }
+        }
+    }
+}
+
+/* The same across columns (blend_h).  a [c, h, aw], b [c, h, bw] */
+static void blend_h(const float *a, int aw, float *b, int bw, int c, int h, int extent) {
+    int e = aw < bw ? aw : bw;
+    if (extent < e) e = extent;
+    for (int x = 0; x < e; x++) {
+        float wb = (float)((double)x / e), wa = (float)(1.0 - (double)x / e);
+        for (size_t r = 0; r < (size_t)c * h; r++) {
+            float p = a[r * aw + (aw - e + x)] * wa, q = b[r * bw + x] * wb;
+            b[r * bw + x] = p + q;
+        }
+    }
+}
+
+void vae_decode_tiled(const vae_decoder *v, float *out, const float *latents, int batch, int h, int w, int tile_px) {
+    const vae_config *c = &v->cfg;
+    int s = vae_upscale(v), lc = c->latent_channels, oc = c->out_channels;
+    if (tile_px <= 0 || (h * s <= tile_px && w * s <= tile_px)) {
+        vae_decode(v, out, latents, batch, h, w);
+        return;
+    }
+    if (tile_px % s || tile_px / s < 4) die("vae_decode_tiled: tile of %d pixels is not a multiple of %d (>= %d)", tile_px, s, 4 * s);
+    /* diffusers: tile_latent_min_size, overlap_size = int(T * 0.75),
+     * blend_extent = int(tile * 0.25), row_limit = tile - blend_extent */
+    int T = tile_px / s, stride = T * 3 / 4, extent = tile_px / 4, limit = tile_px - extent;
+    int ni = (h + stride - 1) / stride, nj = (w + stride - 1) / stride;
+    float **tiles = xcalloc((size_t)ni * nj, sizeof *tiles);
+    float *z = xmalloc_aligned((size_t)lc * T * T * sizeof(float));
+    int H = h * s, W = w * s;
+    for (int b = 0; b < batch; b++) {
+        const float *lat = latents + (size_t)b * lc * h * w;
+        for (int i = 0; i < ni; i++)
+            for (int j = 0; j < nj; j++) {
+                int th = h - i * stride < T ? h - i * stride : T, tw = w - j * stride < T ? w - j * stride : T;
+                for (int ch = 0; ch < lc; ch++)
+                    for (int y = 0; y < th; y++)
+                        memcpy(z + ((size_t)ch * th + y) * tw, lat + ((size_t)ch * h + i * stride + y) * w + j * stride,
+                               (size_t)tw * sizeof(float));
+                float *t = tiles[i * nj + j] = xmalloc_aligned((size_t)oc * th * s * tw * s * sizeof(float));
+                vae_decode(v, t, z, 1, th, tw);
+            }
+        /* blend in diffusers' order, in place (a tile blended into the next
+         * has already had its own neighbours blended in) */
+        float *o = out + (size_t)b * oc * H * W;
+        for (int i = 0; i < ni; i++)
+            for (int j = 0; j < nj; j++) {
+                int th = (h - i * stride < T ? h - i * stride : T) * s, tw = (w - j * stride < T ? w - j * stride : T) * s;
+                float *t = tiles[i * nj + j];
+                if (i > 0) {
+                    int ah = (h - (i - 1) * stride < T ? h - (i - 1) * stride : T) * s;
+                    blend_v(tiles[(i - 1) * nj + j], ah, t, th, oc, tw, extent);
+                }
+                if (j > 0) {
+                    int aw = (w - (j - 1) * stride < T ? w - (j - 1) * stride : T) * s;
+                    blend_h(tiles[i * nj + j - 1], aw, t, tw, oc, th, extent);
+                }
+                int ch_ = th < limit ? th : limit, cw = tw < limit ? tw : limit;
+                for (int ch = 0; ch < oc; ch++)
+                    for (int y = 0; y < ch_; y++)
+                        memcpy(o + ((size_t)ch * H + i * limit + y) * W + j * limit, t + ((size_t)ch * th + y) * tw,
+                               (size_t)cw * sizeof(float));
+            }
+        for (int k = 0; k < ni * nj; k++) free(tiles[k]), tiles[k] = NULL;
+    }
+    free(tiles);
+    free(z);
+}

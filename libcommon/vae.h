@@ -64,6 +64,18 @@ int vae_upscale(const vae_decoder *v);
  * floats each, per latent in the batch) plus the attention's q, k, v. */
 void vae_decode(const vae_decoder *v, float *out, const float *latents, int batch, int h, int w);
 
+/* diffusers' AutoencoderKL.tiled_decode (vae.enable_tiling()) with
+ * tile_sample_min_size = tile_px: when the image is larger than tile_px on a
+ * side, the latents are cut into tiles of tile_px / vae_upscale latents,
+ * overlapping by a quarter, each decoded alone (post_quant_conv included);
+ * the decoded tiles are blended linearly over tile_px / 4 pixels into the
+ * tiles below and to the right, then cropped to 3/4 tile_px and joined.
+ * Memory is that of one tile whatever the image size, plus the tiles of one
+ * image (about 1.8 x the image). Smaller images, and tile_px 0, decode whole
+ * (vae_decode). tile_px: a multiple of vae_upscale, at least 4 latents.
+ * Shapes as vae_decode. */
+void vae_decode_tiled(const vae_decoder *v, float *out, const float *latents, int batch, int h, int w, int tile_px);
+
 /* Bytes vae_decode allocates for these dimensions (for --batch planning and tests). */
 size_t vae_decode_scratch_bytes(const vae_decoder *v, int batch, int h, int w);
 

@@ -186,19 +186,21 @@ no_files() {
   assert_equal "$stderr" ""
 }
 
-@test "--tile smaller than the image: an honest not-built-yet error; --tile 0 decodes whole" {
-  stream "$TMP/s.cxr"
-  # the 64x64 image fits --tile 64 ...
-  run -0 --separate-stderr lat2png -q --tile 64 -o "$TMP/o" "$TMP/s.cxr"
-  # ... a 128x128 one (latents 32x32 of the 4x tiny VAE) does not
-  stream "$TMP/big.cxr" --ids big --repeat 2
-  run -2 --separate-stderr lat2png -q --tile 64 -o "$TMP/b" "$TMP/big.cxr"
-  assert_output ""
-  stderr_has 'record 1 (id "big"): the image is 128 x 128, larger than --tile 64, and decoding in tiles is not built yet'
-  no_files "$TMP/b"
-  run -0 --separate-stderr lat2png -q --tile 0 -o "$TMP/b" "$TMP/big.cxr"
-  run -0 pngref info "$TMP/b/big.png"
-  assert_output "128x128 c=3 bits=8"
+@test "--tile: larger images decode in blended tiles as diffusers' tiled_decode; --tile 0 decodes whole" {
+  # two 80x120 images from 20x30 latents of the 4x tiny VAE, in 64-pixel tiles
+  mklatents --model-path "$SD2" --ids t0,t1 "$REF" tile.lat >"$TMP/t.cxr"
+  run -0 --separate-stderr lat2png -q --tile 64 --batch 2 -o "$TMP/t" "$TMP/t.cxr"
+  assert_equal "${#lines[@]}" 2
+  run -0 pngref cmp "$TMP/t/t0.png" "$REF" tile.rgb8.0
+  assert_output "samples 28800 differ 0 maxdiff 0"
+  run -0 pngref cmp "$TMP/t/t1.png" "$REF" tile.rgb8.1
+  assert_output "samples 28800 differ 0 maxdiff 0"
+  # decoded whole, the tiny random VAE gives another picture (its attention is global)
+  run -0 --separate-stderr lat2png -q --tile 0 -o "$TMP/w" "$TMP/t.cxr"
+  run -1 pngref cmp "$TMP/w/t0.png" "$REF" tile.rgb8.0
+  # the default --tile 512 decodes these whole too
+  run -0 --separate-stderr lat2png -q -o "$TMP/d" "$TMP/t.cxr"
+  run -0 cmp "$TMP/w/t0.png" "$TMP/d/t0.png"
 }
 
 @test "--precision fp16 on the CPU is refused (exit 2)" {

@@ -279,11 +279,6 @@ static char *record_check(run *R, const record *rec, int *h, int *w) {
         die("%s: tensor \"latents\" %s has no usable size", where, sh);
     *h = (int)t->shape[1];
     *w = (int)t->shape[2];
-    int s = vae_upscale(R->vae);
-    if (R->cl->tile && ((long)*h * s > R->cl->tile || (long)*w * s > R->cl->tile))
-        die("%s: the image is %d x %d, larger than --tile %ld, and decoding in tiles is not built yet; "
-            "--tile 0 decodes it whole (memory grows with the image)",
-            where, *w * s, *h * s, R->cl->tile);
     /* the messages below are made before what they name is freed: die() exits
      * with nothing of ours left unreachable (clean under LeakSanitizer) */
     static char msg[1024];
@@ -368,7 +363,7 @@ static void flush_batch(run *R, record *recs, char **paths, int n, int h, int w)
         const float *l = record_find_tensor(&recs[j], "latents")->data;
         for (size_t i = 0; i < nl; i++) z[j * nl + i] = l[i] / c->scaling_factor; /* as the pipelines */
     }
-    vae_decode(R->vae, out, z, n, h, w);
+    vae_decode_tiled(R->vae, out, z, n, h, w, (int)R->cl->tile);
     for (int j = 0; j < n; j++) write_image(R, &recs[j], out + j * no, h * s, w * s, paths[j]);
     free(z);
     free(out);

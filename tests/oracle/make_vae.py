@@ -14,6 +14,9 @@ that the PNG comparison tests rounding rather than clamping.
 tests/fixtures/vae_ref.safetensors holds, for each model m in sd1, sd2:
   m.lat1 [1,4,8,8], m.lat2 [2,4,6,10]        latents as denoise writes them
   m.out1, m.out2                             vae.decode(lat / scaling_factor).sample
+for tiled decoding (vae.enable_tiling(), 64-pixel tiles = 16 latents, tiny-sd2):
+  tile.lat [2,4,20,30], tile.out                 vae.tiled_decode(lat / scaling_factor)
+  tile.rgb8.{0,1} u8 [80,120,3]                  the pipeline's pixels of those
 and for the PNG check (tiny-sd2, latents [1,4,16,16] -> a 64x64 image):
   png.lat [1,4,16,16]                        latents
   png.rgb8  u8  [64,64,3]   the pipeline's image: image_processor.postprocess
@@ -108,5 +111,19 @@ with torch.no_grad():
             t["png.gray8"] = torch.from_numpy(gray8.copy())
             t["png.rgb16"] = torch.from_numpy(rgb16.astype(np.int32))
             t["png.gray16"] = torch.from_numpy(gray16.astype(np.int32))
+            # tiled decoding (AutoencoderKL.tiled_decode) with 64-pixel tiles (16 latents)
+            vae.enable_tiling()
+            vae.tile_sample_min_size = 64
+            vae.tile_latent_min_size = 16
+            lat = torch.randn(2, 4, 20, 30)
+            yt = vae.decode(lat / sf).sample
+            vae.disable_tiling()
+            yw = vae.decode(lat / sf).sample
+            print(f"  tiled [2,4,20,30] -> {list(yt.shape)}: differs from whole decoding by {(yt - yw).abs().max():.3f}")
+            t["tile.lat"] = lat
+            t["tile.out"] = yt
+            imgs = proc.postprocess(yt, output_type="np")
+            for b in range(2):
+                t[f"tile.rgb8.{b}"] = torch.from_numpy((imgs[b] * 255).round().astype("uint8").copy())
 
 save("vae_ref.safetensors", t, {"configs": json.dumps(CONFIGS)})

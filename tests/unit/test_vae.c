@@ -1,7 +1,8 @@
 /* test_vae.c — the VAE decoder against diffusers (tests/oracle/make_vae.py):
  * two tiny random AutoencoderKLs (tests/fixtures/models/tiny-sd{1,2}/vae),
  * decode(latents / scaling_factor).sample for latents [1,4,8,8] and
- * [2,4,6,10] and [1,4,16,16], to 1e-4 of the output scale; then the loader:
+ * [2,4,6,10] and [1,4,16,16], and tiled decoding (tiled_decode) of [2,4,20,30],
+ * to 1e-4 of the output scale; then the loader:
  * config values honoured (scaling_factor, use_post_quant_conv), old attention
  * names, and each unsupported config, missing or mis-shaped tensor an error
  * naming it. */
@@ -73,6 +74,38 @@ static void test_sd2_parity(void) {
 }
 
 /* The same answer on one thread as on all (the kernels split work differently). */
+/* diffusers' tiled_decode with 64-pixel tiles: [2,4,20,30] latents -> 80x120
+ * images from 2 x 3 tiles per image (a tile every 12 latents), blended and cropped. */
+static void test_tiled(void) {
+    st_file *ref = st_open(fixture_path("vae_ref.safetensors"));
+    vae_decoder *v = vae_load_dir(SD2);
+    tensor *l = st_load_f32(ref, "tile.lat", -1, NULL);
+    float *z = l->data;
+    for (int64_t i = 0; i < tensor_numel(l); i++) z[i] = z[i] / 0.18215f;
+    size_t n = (size_t)2 * 3 * 80 * 120;
+    float *out = xmalloc(n * sizeof(float));
+    double t0 = now();
+    vae_decode_tiled(v, out, z, 2, 20, 30, 64);
+    double dt = now() - t0;
+    tensor *want = st_load_f32(ref, "tile.out", -1, NULL);
+    double maxerr = 0;
+    for (size_t i = 0; i < n; i++) maxerr = fmax(maxerr, fabs(out[i] - ((float *)want->data)[i]));
+    printf("# tile.lat -> tile.out [2, 3, 80, 120], 64-pixel tiles: max abs error %.3g, %.1f ms\n", maxerr, dt * 1e3);
+    expect_close_fixture(ref, "tile.out", out, n, 1e-4);
+    /* tile_px 0, or a tile as large as the image: whole decoding, not the fixture */
+    float *whole = xmalloc(n * sizeof(float)), *big = xmalloc(n * sizeof(float));
+    vae_decode(v, whole, z, 2, 20, 30);
+    vae_decode_tiled(v, big, z, 2, 20, 30, 128);
+    EXPECT(!memcmp(whole, big, n * sizeof(float)), "a tile larger than the image decodes whole");
+    double d = 0;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs(whole[i] - out[i]));
+    EXPECT(d > 1e-2, "tiled and whole decoding differ for this tiny random VAE (%g)", d);
+    free(whole), free(big), free(out);
+    tensor_free(want), tensor_free(l);
+    vae_free(v);
+    st_close(ref);
+}
+
 static void test_threads(void) {
     st_file *ref = st_open(fixture_path("vae_ref.safetensors"));
     vae_decoder *v = vae_load_dir(SD1);
@@ -272,6 +305,7 @@ int main(void) {
     prog_init("test_vae");
     RUN(test_sd1_parity);
     RUN(test_sd2_parity);
+    RUN(test_tiled);
     RUN(test_threads);
     RUN(test_old_attention_names);
     RUN(test_post_quant_conv_flag);

@@ -134,6 +134,9 @@ typedef struct edit {
     const char *bad_shape;       /* tensor written as [1, numel] */
     int old_attn_names;          /* to_q -> query, ... */
     int identity_pq;             /* post_quant_conv = identity, bias 0 */
+    int f16_rounded;             /* every value rounded to float16 (kept f32) */
+    int f16_file;                /* written as f16 to diffusion_pytorch_model.fp16.safetensors */
+    int sharded;                 /* two shards and a .safetensors.index.json */
 } edit;
 
 static void write_variant(const char *dir, const edit *e) {
@@ -174,6 +177,15 @@ static void write_variant(const char *dir, const edit *e) {
             if (t->ndim == 4)
                 for (int k = 0; k < t->shape[0]; k++) p[k * t->shape[1] + k] = 1;
         }
+        if (e->f16_rounded || e->f16_file) {
+            float *p = t->data;
+            for (int64_t k = 0; k < tensor_numel(t); k++) p[k] = f16_to_f32(f32_to_f16(p[k]));
+        }
+        if (e->f16_file) {
+            tensor *h = tensor_from_f32(t, DTYPE_F16);
+            tensor_free(t);
+            t = h;
+        }
         const char *nn = nm;
         if (e->old_attn_names && strstr(nm, "attentions.0.")) {
             static const char *const from[] = {"to_q.", "to_k.", "to_v.", "to_out.0."};
@@ -193,9 +205,33 @@ static void write_variant(const char *dir, const edit *e) {
         names[n] = nn;
         ts[n++] = t;
     }
-    char *wdst = xasprintf("%s/diffusion_pytorch_model.safetensors", dir);
-    st_write(wdst, n, names, (const tensor *const *)ts, NULL);
-    free(wdst);
+    if (e->sharded) { /* decoder.up_blocks.* in shard 2, the rest in shard 1 */
+        const char *shard[2] = {"diffusion_pytorch_model-00001-of-00002.safetensors",
+                                "diffusion_pytorch_model-00002-of-00002.safetensors"};
+        json_t *map = json_object();
+        for (int part = 0; part < 2; part++) {
+            const char **pn = xcalloc((size_t)n, sizeof *pn);
+            const tensor **pt = xcalloc((size_t)n, sizeof *pt);
+            int m = 0;
+            for (int i = 0; i < n; i++)
+                if ((strncmp(names[i], "decoder.up_blocks.", 18) == 0) == part) {
+                    pn[m] = names[i], pt[m++] = ts[i];
+                    json_object_set_new(map, names[i], json_string(shard[part]));
+                }
+            char *sp = xasprintf("%s/%s", dir, shard[part]);
+            st_write(sp, m, pn, pt, NULL);
+            free(sp), free(pn), free(pt);
+        }
+        json_t *index = json_pack("{s:{s:i}, s:o}", "metadata", "total_size", 0, "weight_map", map);
+        char *ip = xasprintf("%s/diffusion_pytorch_model.safetensors.index.json", dir);
+        CHECK(json_dump_file(index, ip, JSON_INDENT(2)) == 0);
+        free(ip);
+        json_decref(index);
+    } else {
+        char *wdst = xasprintf("%s/diffusion_pytorch_model%s.safetensors", dir, e->f16_file ? ".fp16" : "");
+        st_write(wdst, n, names, (const tensor *const *)ts, NULL);
+        free(wdst);
+    }
     for (int i = 0; i < n; i++) {
         tensor_free(ts[i]);
         free(owned[i]);
@@ -249,6 +285,26 @@ static void test_post_quant_conv_flag(void) {
     EXPECT(diff > 1e-2, "post_quant_conv changes the output (max diff %g)", diff);
     free(o0), free(o1), free(o2), free(o3);
     vae_free(v0), vae_free(v1), vae_free(v2), vae_free(v3);
+    free(d1), free(d2), free(d3);
+    st_close(ref);
+}
+
+/* fp16 weights (the .fp16 variant, the only file there) are widened to f32:
+ * the same output, bit for bit, as f32 weights holding the same values; and
+ * a sharded checkpoint gives the output of the single file. */
+static void test_weight_files(void) {
+    st_file *ref = st_open(fixture_path("vae_ref.safetensors"));
+    char *d1 = tmp_vae("f16_rounded"), *d2 = tmp_vae("f16_file"), *d3 = tmp_vae("sharded");
+    write_variant(d1, &(edit){.f16_rounded = 1});
+    write_variant(d2, &(edit){.f16_file = 1});
+    write_variant(d3, &(edit){.sharded = 1});
+    vae_decoder *v1 = vae_load_dir(d1), *v2 = vae_load_dir(d2), *v3 = vae_load_dir(d3);
+    size_t n;
+    float *o1 = decode_lat2(v1, ref, &n), *o2 = decode_lat2(v2, ref, &n);
+    EXPECT(!memcmp(o1, o2, n * sizeof(float)), "fp16 file == f32 file of the rounded values");
+    check_decode(v3, ref, "sd1.lat2", "sd1.out2");
+    free(o1), free(o2);
+    vae_free(v1), vae_free(v2), vae_free(v3);
     free(d1), free(d2), free(d3);
     st_close(ref);
 }
@@ -309,6 +365,7 @@ int main(void) {
     RUN(test_threads);
     RUN(test_old_attention_names);
     RUN(test_post_quant_conv_flag);
+    RUN(test_weight_files);
     RUN(test_scaling_factor_from_config);
     RUN(test_refusals);
     RUN(test_scratch_bound);

@@ -1,0 +1,211 @@
+#!/usr/bin/env bats
+# tests/60-lat2png.bats — lat2png end to end on latents streams made by
+# tests/helpers/mklatents from the VAE fixture (tests/oracle/make_vae.py): the
+# PNG pixels equal those diffusers' pipeline makes (RGB, PIL's convert("L"),
+# 16-bit), the manifest, the text chunks, file naming, and each error (exit 2,
+# a message on stderr, nothing on stdout, no file written).
+load test_helper
+
+REF="$FIXTURES/vae_ref.safetensors"
+SD2="$FIXTURES/models/tiny-sd2"
+
+stderr_has() {
+  [[ $stderr == *"$1"* ]] && return 0
+  printf 'stderr lacks: %s\nstderr was:\n%s\n' "$1" "$stderr" >&2
+  return 1
+}
+
+# stream FILE [mklatents options]: a latents stream of the 64x64 PNG fixture.
+stream() {
+  local f=$1; shift
+  mklatents --model-path "$SD2" "$@" "$REF" png.lat >"$f"
+}
+
+# no_files DIR: DIR is empty (no PNG, no temporary file left behind).
+no_files() {
+  run ls -A "$1"
+  assert_output ""
+}
+
+@test "RGB PNG equals the diffusers pipeline's image; manifest and text chunks" {
+  stream "$TMP/s.cxr" --ids p10_s5
+  run -0 --separate-stderr lat2png -q -o "$TMP/png" "$TMP/s.cxr"
+  assert_equal "$stderr" ""
+  assert_output "{\"id\": \"p10_s5\", \"path\": \"$TMP/png/p10_s5.png\", \"text\": \"Report p10_s5: small left pleural effusion, no pneumothorax.\", \"model\": \"tiny-sd2\", \"seed\": 1000, \"scheduler\": \"ddim\", \"steps\": 4, \"guidance\": 7.5}"
+  run -0 pngref info "$TMP/png/p10_s5.png"
+  assert_output "64x64 c=3 bits=8"
+  run -0 pngref cmp "$TMP/png/p10_s5.png" "$REF" png.rgb8
+  assert_output "samples 12288 differ 0 maxdiff 0"
+  run -0 pngref text "$TMP/png/p10_s5.png"
+  assert_line "id=p10_s5"
+  assert_line "text=Report p10_s5: small left pleural effusion, no pneumothorax."
+  assert_line "model=tiny-sd2"
+  assert_line "seed=1000"
+  assert_line "scheduler=ddim"
+  assert_line "steps=4"
+  assert_line "guidance=7.5"
+  assert_line --partial 'meta={"text":"Report p10_s5'
+  assert_line "Software=lat2png $(sed -n 's/^VERSION *:= *//p' "$ROOT/Makefile") (synthcxr)"
+  # an independent reader sees the same chunks as tEXt
+  run -0 pngcheck -t "$TMP/png/p10_s5.png"
+  assert_output --partial "text:"
+  assert_output --partial "Report p10_s5"
+  no_tmp=$(ls -A "$TMP/png")
+  assert_equal "$no_tmp" "p10_s5.png"
+}
+
+@test "--gray equals PIL's convert(\"L\") of the pipeline's image" {
+  stream "$TMP/s.cxr"
+  run -0 --separate-stderr lat2png -q --gray -o "$TMP/g" "$TMP/s.cxr"
+  run -0 pngref info "$TMP/g/r1.png"
+  assert_output "64x64 c=1 bits=8"
+  run -0 pngref cmp "$TMP/g/r1.png" "$REF" png.gray8
+  assert_output "samples 4096 differ 0 maxdiff 0"
+}
+
+# 16-bit samples resolve 1.5e-5; the decoder differs from torch by up to 3e-6,
+# so about 1 % of the samples land on the other side of a rounding boundary.
+@test "--depth 16 (RGB and grey) within 1/65535 of the pipeline's image" {
+  stream "$TMP/s.cxr"
+  run -0 --separate-stderr lat2png -q --depth 16 -o "$TMP/d" "$TMP/s.cxr"
+  run -0 pngref info "$TMP/d/r1.png"
+  assert_output "64x64 c=3 bits=16"
+  run -0 pngref cmp "$TMP/d/r1.png" "$REF" png.rgb16 1
+  echo "# rgb16: $output" >&3
+  [[ $output =~ differ\ ([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -le 246 ]    # <= 2 %
+  run -0 --separate-stderr lat2png -q --depth 16 --gray --force -o "$TMP/d" "$TMP/s.cxr"
+  run -0 pngref info "$TMP/d/r1.png"
+  assert_output "64x64 c=1 bits=16"
+  run -0 pngref cmp "$TMP/d/r1.png" "$REF" png.gray16 1
+  echo "# gray16: $output" >&3
+  [[ $output =~ differ\ ([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -le 82 ]
+}
+
+@test "file names: unsafe characters become _, one per UTF-8 character; --batch gives the same pixels" {
+  stream "$TMP/s.cxr" --ids 'a b/c,ünï.x,../up,ok-1_2.3'
+  run -0 --separate-stderr lat2png -q --batch 3 -o "$TMP/o" "$TMP/s.cxr"
+  assert_equal "${#lines[@]}" 4
+  assert_line --index 0 --partial "\"id\": \"a b/c\", \"path\": \"$TMP/o/a_b_c.png\""
+  assert_line --index 1 --partial "\"path\": \"$TMP/o/_n_.x.png\""
+  assert_line --index 2 --partial "\"path\": \"$TMP/o/.._up.png\""
+  assert_line --index 3 --partial "\"path\": \"$TMP/o/ok-1_2.3.png\""
+  run -0 ls -A "$TMP/o"
+  assert_output $'.._up.png\n_n_.x.png\na_b_c.png\nok-1_2.3.png'
+  for f in a_b_c _n_.x .._up ok-1_2.3; do
+    run -0 pngref cmp "$TMP/o/$f.png" "$REF" png.rgb8
+  done
+  [ ! -e "$TMP/up.png" ]
+}
+
+@test "the model folder comes from the stream header (meta.model_path) or --model" {
+  mklatents "$REF" png.lat >"$TMP/nohdr.cxr"
+  run -2 --separate-stderr lat2png -q -o "$TMP/o" "$TMP/nohdr.cxr"
+  assert_output ""
+  stderr_has "names no model folder (meta.model_path); give --model DIR"
+  no_files "$TMP/o"
+  run -0 --separate-stderr lat2png -q -m "$SD2" -o "$TMP/o" "$TMP/nohdr.cxr"
+  run -0 pngref cmp "$TMP/o/r1.png" "$REF" png.rgb8
+  # a lone VAE folder (config.json + weights) works too
+  run -0 --separate-stderr lat2png -q --force -m "$SD2/vae" -o "$TMP/o" - <"$TMP/nohdr.cxr"
+}
+
+@test "an existing file is an error without --force, replaced with it" {
+  stream "$TMP/s.cxr" --ids a,b
+  mkdir "$TMP/o"
+  echo old >"$TMP/o/b.png"
+  run -2 --separate-stderr lat2png -q -o "$TMP/o" "$TMP/s.cxr"
+  stderr_has "record 2 (id \"b\"): $TMP/o/b.png exists (--force overwrites it)"
+  # records go out in order: a is complete (file and manifest line), b untouched
+  assert_equal "${#lines[@]}" 1
+  assert_line --index 0 --partial "\"path\": \"$TMP/o/a.png\""
+  run -0 pngref cmp "$TMP/o/a.png" "$REF" png.rgb8
+  assert_equal "$(cat "$TMP/o/b.png")" "old"
+  run -0 --separate-stderr lat2png -q --force -o "$TMP/o" "$TMP/s.cxr"
+  assert_equal "${#lines[@]}" 2
+  run -0 pngref cmp "$TMP/o/b.png" "$REF" png.rgb8
+  run -0 ls -A "$TMP/o"
+  assert_output $'a.png\nb.png'
+}
+
+@test "two ids that give one file name are an error, even with --force" {
+  stream "$TMP/s.cxr" --ids 'x y,x_y'
+  run -2 --separate-stderr lat2png -q --force --batch 2 -o "$TMP/o" "$TMP/s.cxr"
+  assert_output ""
+  stderr_has 'record 2 (id "x_y"): its file name x_y.png is also that of record 1'
+  no_files "$TMP/o"
+}
+
+@test "bad --outdir: a file, or a folder that cannot be made" {
+  stream "$TMP/s.cxr"
+  echo x >"$TMP/file"
+  run -2 --separate-stderr lat2png -q -o "$TMP/file" "$TMP/s.cxr"
+  assert_output ""
+  stderr_has "lat2png: --outdir $TMP/file: not a folder"
+  run -2 --separate-stderr lat2png -q -o "$TMP/no/such/dir" "$TMP/s.cxr"
+  assert_output ""
+  stderr_has "lat2png: --outdir $TMP/no/such/dir: cannot create the folder"
+  [ ! -e "$TMP/no" ]
+}
+
+@test "wrong stream kind, wrong latent channels, no latents: exit 2, nothing written" {
+  stream "$TMP/k.cxr" --kind conditioning
+  run -2 --separate-stderr lat2png -q -o "$TMP/o" "$TMP/k.cxr"
+  assert_output ""
+  stderr_has "expected a latents stream"
+  no_files "$TMP/o"
+  stream "$TMP/c.cxr" --channels 3
+  run -2 --separate-stderr lat2png -q -o "$TMP/o" "$TMP/c.cxr"
+  assert_output ""
+  stderr_has 'record 1 (id "r1"): tensor "latents" [3, 16, 16] has 3 channels, but the VAE of'
+  stderr_has "takes 4"
+  no_files "$TMP/o"
+  stream "$TMP/n.cxr" --name cond
+  run -2 --separate-stderr lat2png -q -o "$TMP/o" "$TMP/n.cxr"
+  assert_output ""
+  stderr_has 'record 1 (id "r1"): no "latents" tensor'
+  no_files "$TMP/o"
+}
+
+@test "a model whose weights do not fit its config: an error naming the tensor" {
+  mkdir -p "$TMP/m/vae"
+  cp "$SD2/vae/config.json" "$TMP/m/vae/"
+  # tiny-sd1's weights under tiny-sd2's config: shapes differ
+  cp "$FIXTURES/models/tiny-sd1/vae/diffusion_pytorch_model.safetensors" "$TMP/m/vae/"
+  stream "$TMP/s.cxr"
+  run -2 --separate-stderr lat2png -q -m "$TMP/m" -o "$TMP/o" "$TMP/s.cxr"
+  assert_output ""
+  stderr_has "decoder.conv_in.weight"
+  no_files "$TMP/o"
+}
+
+@test "empty input: exit 0, no output; --device auto notes its choice" {
+  run -0 --separate-stderr lat2png --device auto -o "$TMP/o" </dev/null
+  assert_output ""
+  assert_regex "$stderr" "^lat2png: device: (cpu|cuda) \(auto"
+  run -0 --separate-stderr lat2png -q </dev/null
+  assert_equal "$stderr" ""
+}
+
+@test "--tile: larger images decode in blended tiles as diffusers' tiled_decode; --tile 0 decodes whole" {
+  # two 80x120 images from 20x30 latents of the 4x tiny VAE, in 64-pixel tiles
+  mklatents --model-path "$SD2" --ids t0,t1 "$REF" tile.lat >"$TMP/t.cxr"
+  run -0 --separate-stderr lat2png -q --tile 64 --batch 2 -o "$TMP/t" "$TMP/t.cxr"
+  assert_equal "${#lines[@]}" 2
+  run -0 pngref cmp "$TMP/t/t0.png" "$REF" tile.rgb8.0
+  assert_output "samples 28800 differ 0 maxdiff 0"
+  run -0 pngref cmp "$TMP/t/t1.png" "$REF" tile.rgb8.1
+  assert_output "samples 28800 differ 0 maxdiff 0"
+  # decoded whole, the tiny random VAE gives another picture (its attention is global)
+  run -0 --separate-stderr lat2png -q --tile 0 -o "$TMP/w" "$TMP/t.cxr"
+  run -1 pngref cmp "$TMP/w/t0.png" "$REF" tile.rgb8.0
+  # the default --tile 512 decodes these whole too
+  run -0 --separate-stderr lat2png -q -o "$TMP/d" "$TMP/t.cxr"
+  run -0 cmp "$TMP/w/t0.png" "$TMP/d/t0.png"
+}
+
+@test "--precision fp16 on the CPU is refused (exit 2)" {
+  stream "$TMP/s.cxr"
+  run -2 --separate-stderr lat2png -q --precision fp16 -o "$TMP/o" "$TMP/s.cxr"
+  assert_output ""
+  stderr_has "fp32 only"
+}

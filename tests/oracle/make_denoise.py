@@ -74,6 +74,25 @@ def main():
                       "config": json.dumps(cfg), "class": type(sched).__name__})
         print(f"case{i}: {model} {type(sched).__name__} {prediction} g={guidance}: "
               f"max |latents| {out.images.abs().max():.3f}")
+    # The stream tests/helpers/mkcond writes (3 records, seeds 7..9, [4, 8, 8]),
+    # for tests/50-denoise.bats: the program end to end against the pipeline.
+    import numpy as np
+    unet, D = states["tiny-sd1"][0], 32
+    idx = np.arange(77 * D, dtype=np.float64)
+    uncond = torch.from_numpy(np.sin(0.37 * idx).astype(np.float32).reshape(77, D))
+    cond = torch.stack([torch.from_numpy(np.cos(0.11 * idx + r).astype(np.float32).reshape(77, D))
+                        for r in range(3)])
+    for name in ["pndm", "euler_a"]:
+        sched, _ = scheduler_for(os.path.join(FIXTURES, "models", "tiny-sd1"), name, "epsilon")
+        pipe = StableDiffusionPipeline(vae=None, text_encoder=None, tokenizer=None, unet=unet, scheduler=sched,
+                                       safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        gens = [torch.Generator("cpu").manual_seed(7 + r) for r in range(3)]
+        with torch.no_grad():
+            out = pipe(prompt_embeds=cond, negative_prompt_embeds=uncond.expand(3, -1, -1), num_inference_steps=10,
+                       guidance_scale=7.5, generator=gens, height=64, width=64, output_type="latent")
+        tensors[f"mkcond.{name}"] = out.images
     save("denoise_ref.safetensors", tensors,
          meta={"cases": json.dumps(cases), "seeds": json.dumps(SEEDS), "steps": str(STEPS)})
 

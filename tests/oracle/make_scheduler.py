@@ -81,6 +81,21 @@ CASES = [
     ("euler_leading", with_(SD1, timestep_spacing="leading"), "euler", 10),
     ("euler_a_leading_v", with_(SD21_768, timestep_spacing="leading"), "euler_a", 10),
     ("dpmpp_leading", with_(SD1, timestep_spacing="leading"), "dpmpp_2m", 10),
+    # edges: one or two steps, odd counts with trailing spacing (numpy's float
+    # arange), and the pipeline's default of 50 steps
+    ("pndm_1", SD1, None, 1),
+    ("pndm_2", SD1, None, 2),
+    ("ddim_1", SD21_768, None, 1),
+    ("euler_1", SD1, "euler", 1),
+    ("euler_a_2", SD1, "euler_a", 2),
+    ("dpmpp_1", SD1, "dpmpp_2m", 1),
+    ("dpmpp_2", SD21_768, "dpmpp_2m", 2),
+    ("dpmpp_trailing_3", with_(SD1, timestep_spacing="trailing"), "dpmpp_2m", 3),
+    ("ddim_trailing_7", with_(SD1, timestep_spacing="trailing"), "ddim", 7),
+    ("euler_trailing_3", with_(SD1, timestep_spacing="trailing"), "euler", 3),
+    ("euler_linspace_7", SD1, "euler", 7),
+    ("pndm_50", SD1, None, 50),
+    ("dpmpp_50", SD1, "dpmpp_2m", 50),
     ("dpmpp_order1", with_(SD21_768, _class_name="DPMSolverMultistepScheduler", solver_order=1), None, 10),
 ]
 

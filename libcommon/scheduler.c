@@ -28,6 +28,8 @@ struct scheduler {
     int solver_order;             /* DPM: 1 or 2 */
     int solver_heun;              /* DPM: solver_type "heun" (else "midpoint") */
     int lower_order_final, euler_at_final;
+    int karras;                   /* Euler, DPM: use_karras_sigmas */
+    double karras_min, karras_max; /* sigma_min / sigma_max from the file, or NAN (the schedule's) */
     float *alphas_cumprod;        /* [T] */
     float final_alpha_cumprod;    /* PNDM, DDIM */
     float *train_sigmas;          /* [T] ((1 - ac) / ac) ** 0.5, Euler / DPM */
@@ -273,7 +275,7 @@ scheduler *sched_from_config(const json_t *cfg, const char *override, const char
     case SCHED_EULER: {
         const char *it = cfg_str(&c, "interpolation_type", "linear");
         if (strcmp(it, "linear")) die("%s: interpolation_type \"%s\" is not supported (linear)", where, it);
-        cfg_refuse_true(&c, "use_karras_sigmas", "Karras sigmas are not built");
+        s->karras = cfg_bool(&c, "use_karras_sigmas", 0);
         cfg_refuse_true(&c, "use_exponential_sigmas", "exponential sigmas are not built");
         cfg_refuse_true(&c, "use_beta_sigmas", "beta sigmas are not built");
         const char *tt = cfg_str(&c, "timestep_type", "discrete");
@@ -301,7 +303,7 @@ scheduler *sched_from_config(const json_t *cfg, const char *override, const char
         s->lower_order_final = cfg_bool(&c, "lower_order_final", 1);
         s->euler_at_final = cfg_bool(&c, "euler_at_final", 0);
         cfg_refuse_true(&c, "thresholding", "dynamic thresholding is not built");
-        cfg_refuse_true(&c, "use_karras_sigmas", "Karras sigmas are not built");
+        s->karras = cfg_bool(&c, "use_karras_sigmas", 0);
         cfg_refuse_true(&c, "use_exponential_sigmas", "exponential sigmas are not built");
         cfg_refuse_true(&c, "use_beta_sigmas", "beta sigmas are not built");
         cfg_refuse_true(&c, "use_lu_lambdas", "Lu lambdas are not built");
@@ -316,6 +318,14 @@ scheduler *sched_from_config(const json_t *cfg, const char *override, const char
         else if (strcmp(fs, "zero")) die("%s: final_sigmas_type \"%s\" is not zero or sigma_min", where, fs);
         break;
     }
+    }
+    /* Karras' range: the file's sigma_min / sigma_max when set (Euler has
+     * them as options; diffusers' DPM reads them from its config too when
+     * the file holds them), else the schedule's ends. */
+    s->karras_min = s->karras_max = NAN;
+    if (s->karras) {
+        if (json_has(cfg, "sigma_min")) s->karras_min = json_get_num(cfg, "sigma_min", 0, where);
+        if (json_has(cfg, "sigma_max")) s->karras_max = json_get_num(cfg, "sigma_max", 0, where);
     }
     sched_build_betas(s, &c);
     if (isnan(s->final_alpha_cumprod)) s->final_alpha_cumprod = s->alphas_cumprod[0];
@@ -340,6 +350,50 @@ static void sched_build_sigmas(scheduler *s) {
     for (int i = 0; i < s->ncalls; i++)
         s->sigmas[i] = (float)np_interp_index(s->timesteps[i], s->train_sigmas, s->T);
     s->sigmas[s->ncalls] = s->final_sigma_min ? s->train_sigmas[0] : 0.0f;
+}
+
+/* _sigma_to_t: the fractional timestep whose log sigma is log(sigma),
+ * interpolated in the float32 log_sigmas table (increasing with t). */
+static double karras_sigma_to_t(const scheduler *s, double sigma) {
+    double ls = log(sigma > 1e-10 ? sigma : 1e-10);
+    int T = s->T, low = 0;
+    for (int i = 0; i < T; i++) /* the last index with log_sigmas[i] <= ls (0 if none) */
+        if (ls - (double)logf(s->train_sigmas[i]) >= 0) low = i;
+    if (low > T - 2) low = T - 2;
+    float lo = logf(s->train_sigmas[low]), hi = logf(s->train_sigmas[low + 1]);
+    double w = ((double)lo - ls) / (double)(lo - hi); /* numpy: low - high stays float32 */
+    w = w < 0 ? 0 : w > 1 ? 1 : w;
+    return (1 - w) * low + w * (low + 1);
+}
+
+/* use_karras_sigmas: rho = 7 spacing between the range's ends (from the
+ * timestep-interpolated sigmas for Euler, the whole training table for DPM);
+ * timesteps from _sigma_to_t (DPM rounds them). n = steps. */
+static void sched_build_karras(scheduler *s, const double *interp_sigmas, int n) {
+    double smin, smax;
+    if (s->kind == SCHED_DPMPP_2M) {
+        smin = s->train_sigmas[0];
+        smax = s->train_sigmas[s->T - 1];
+    } else {
+        smin = interp_sigmas[n - 1];
+        smax = interp_sigmas[0];
+    }
+    if (!isnan(s->karras_min)) smin = s->karras_min;
+    if (!isnan(s->karras_max)) smax = s->karras_max;
+    const double rho = 7.0;
+    double min_inv = pow(smin, 1 / rho), max_inv = pow(smax, 1 / rho);
+    s->ncalls = n;
+    free(s->timesteps);
+    s->timesteps = xmalloc((size_t)n * sizeof *s->timesteps);
+    s->sigmas = xmalloc((size_t)(n + 1) * sizeof *s->sigmas);
+    for (int i = 0; i < n; i++) {
+        double ramp = np_linspace(0, 1, n, i);
+        double sg = pow(max_inv + ramp * (min_inv - max_inv), rho);
+        double t = karras_sigma_to_t(s, sg);
+        s->timesteps[i] = (float)(s->kind == SCHED_DPMPP_2M ? np_round(t) : t);
+        s->sigmas[i] = (float)sg;
+    }
+    s->sigmas[n] = s->final_sigma_min ? s->train_sigmas[0] : 0.0f;
 }
 
 /* index_for_timestep(timesteps[0]): the second match when the first
@@ -405,7 +459,13 @@ void sched_set_timesteps(scheduler *s, int steps) {
     if (s->ncalls < 1) die("%d steps give no timesteps with this spacing", steps);
     s->init_noise_sigma = 1.0f;
     s->begin_index = 0;
-    if (s->kind == SCHED_EULER || s->kind == SCHED_EULER_A || dpm) {
+    if (s->karras) {
+        double *interp = xmalloc((size_t)s->ncalls * sizeof *interp);
+        for (int i = 0; i < s->ncalls; i++) interp[i] = np_interp_index(s->timesteps[i], s->train_sigmas, s->T);
+        sched_build_karras(s, interp, s->ncalls);
+        free(interp);
+        s->begin_index = sched_first_index(s);
+    } else if (s->kind == SCHED_EULER || s->kind == SCHED_EULER_A || dpm) {
         sched_build_sigmas(s);
         s->begin_index = sched_first_index(s);
     }

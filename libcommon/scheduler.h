@@ -9,9 +9,10 @@
  * default for every other key — which is what diffusers does both when it
  * loads the folder and for OtherScheduler.from_config(pipe.scheduler.config)
  * (keys a loaded config filled from defaults are marked _use_default_values
- * and dropped there). Options this file does not reproduce (Karras /
- * exponential / beta sigmas, thresholding, zero-SNR rescaling, PRK steps,
- * third-order DPM, ...) are refused with a message naming the key.
+ * and dropped there). use_karras_sigmas is built for Euler and DPM.
+ * Options this file does not reproduce (exponential / beta / Lu sigmas,
+ * thresholding, zero-SNR rescaling, PRK steps, third-order DPM, ...) are
+ * refused with a message naming the key.
  *
  * Use, as StableDiffusionPipeline's loop does:
  *   scheduler *s = sched_from_config(cfg, NULL, "model/scheduler/scheduler_config.json");

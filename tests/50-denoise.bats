@@ -137,7 +137,7 @@ bad() {
   mkdir -p "$M3/scheduler"
   cp "$M/model_index.json" "$M3/"
   ln -s "$FIXTURES/models/tiny-sd1/unet" "$M3/unet"
-  printf '{"_class_name": "EulerDiscreteScheduler", "use_karras_sigmas": true}\n' >"$M3/scheduler/scheduler_config.json"
+  printf '{"_class_name": "EulerDiscreteScheduler", "use_exponential_sigmas": true}\n' >"$M3/scheduler/scheduler_config.json"
   run -2 --separate-stderr bash -c "mkcond -n 1 | denoise -q -m '$M3'"
-  bad "scheduler_config.json" "use_karras_sigmas true is not supported"
+  bad "scheduler_config.json" "use_exponential_sigmas true is not supported"
 }

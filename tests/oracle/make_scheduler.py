@@ -96,6 +96,12 @@ CASES = [
     ("euler_linspace_7", SD1, "euler", 7),
     ("pndm_50", SD1, None, 50),
     ("dpmpp_50", SD1, "dpmpp_2m", 50),
+    ("euler_karras", with_(SD1, use_karras_sigmas=True), "euler", 10),
+    ("euler_karras_v_leading", with_(SD21_768, use_karras_sigmas=True, timestep_spacing="leading"), "euler", 10),
+    ("euler_karras_range", with_(SD1, _class_name="EulerDiscreteScheduler", use_karras_sigmas=True,
+                                 sigma_min=0.1, sigma_max=10.0), None, 10),
+    ("dpmpp_karras", with_(SD1, use_karras_sigmas=True), "dpmpp_2m", 10),
+    ("dpmpp_karras_v_25", with_(SD21_768, use_karras_sigmas=True), "dpmpp_2m", 25),
     ("dpmpp_order1", with_(SD21_768, _class_name="DPMSolverMultistepScheduler", solver_order=1), None, 10),
 ]
 

@@ -55,9 +55,16 @@ static void run_case(const json_t *c) {
     tensor *ts = load(name, "timesteps");
     int n = sched_num_calls(s);
     EXPECT(n == tensor_numel(ts), "%s: %d calls, diffusers %lld", name, n, (long long)tensor_numel(ts));
+    /* Exact, except Euler's fractional Karras timesteps: diffusers takes them
+     * from np.log of the float32 sigma table, and numpy's SIMD float32 log
+     * differs from glibc's logf in the last bit for ~20 % of the entries, so
+     * those agree to ~1e-5 (a float ulp at t ~ 100 is 8e-6), not bit for bit. */
+    double ttol = json_is_true(json_object_get(cfg, "use_karras_sigmas")) && sched_get_kind(s) == SCHED_EULER
+                      ? 1e-4 : 0;
     for (int i = 0; i < n && i < tensor_numel(ts); i++)
-        EXPECT(sched_timestep(s, i) == ((float *)ts->data)[i], "%s: timestep %d is %g, diffusers %g", name, i,
-               (double)sched_timestep(s, i), (double)((float *)ts->data)[i]);
+        EXPECT(fabs(sched_timestep(s, i) - ((float *)ts->data)[i]) <= ttol,
+               "%s: timestep %d is %.9g, diffusers %.9g", name, i, (double)sched_timestep(s, i),
+               (double)((float *)ts->data)[i]);
 
     int T;
     const float *ac = sched_alphas_cumprod(s, &T);
@@ -191,12 +198,12 @@ static void build_override_bad(void *arg) {
 }
 
 static void test_refusals(void) {
-    expect_dies("karras", build_text,
-                "{\"_class_name\":\"EulerDiscreteScheduler\",\"use_karras_sigmas\":true}", 2,
-                "use_karras_sigmas true is not supported");
-    expect_dies("dpm karras", build_text,
-                "{\"_class_name\":\"DPMSolverMultistepScheduler\",\"use_karras_sigmas\":true}", 2,
-                "use_karras_sigmas true is not supported");
+    expect_dies("exponential sigmas", build_text,
+                "{\"_class_name\":\"EulerDiscreteScheduler\",\"use_exponential_sigmas\":true}", 2,
+                "use_exponential_sigmas true is not supported");
+    expect_dies("dpm lu lambdas", build_text,
+                "{\"_class_name\":\"DPMSolverMultistepScheduler\",\"use_lu_lambdas\":true}", 2,
+                "use_lu_lambdas true is not supported");
     expect_dies("thresholding", build_text, "{\"_class_name\":\"DDIMScheduler\",\"thresholding\":true}", 2,
                 "thresholding true is not supported");
     expect_dies("sample prediction", build_text,

@@ -22,6 +22,8 @@ struct scheduler {
     int v_pred;                   /* prediction_type v_prediction (else epsilon) */
     int spacing;
     long steps_offset;
+    int skip_prk_steps;           /* PNDM: 0 = 12 Runge-Kutta calls first (diffusers' default) */
+    int n_prk;                    /* PNDM: Runge-Kutta calls at the start of the schedule (0 or 12) */
     int clip_sample;              /* DDIM */
     float clip_sample_range;
     int final_sigma_min;          /* Euler, DPM: final_sigmas_type "sigma_min" (else "zero") */
@@ -50,6 +52,7 @@ struct sched_state {
     float *ets[4];
     int nets;
     float *cur_sample;
+    float *cur_mo;                /* PRK: the running 1/6, 1/3, 1/3 sum (cur_model_output) */
     int counter;
     /* DPM: model_outputs (x0 predictions, [1] newest), lower_order_nums */
     float *mo[2];
@@ -261,9 +264,7 @@ scheduler *sched_from_config(const json_t *cfg, const char *override, const char
 
     switch (s->kind) {
     case SCHED_PNDM:
-        if (!cfg_bool(&c, "skip_prk_steps", 0))
-            die("%s: PNDMScheduler with skip_prk_steps false (the Runge-Kutta warm-up) is not built; "
-                "Stable Diffusion's configs set it true", where);
+        s->skip_prk_steps = cfg_bool(&c, "skip_prk_steps", 0);
         s->final_alpha_cumprod = cfg_bool(&c, "set_alpha_to_one", 0) ? 1.0f : NAN;
         break;
     case SCHED_DDIM:
@@ -440,7 +441,25 @@ void sched_set_timesteps(scheduler *s, int steps) {
         n = np_arange(T, 0, -ratio, &ts);
         for (int i = 0; i < n; i++) ts[i] = np_round(ts[i]) - 1;
     }
-    if (s->kind == SCHED_PNDM) {
+    s->n_prk = 0;
+    if (s->kind == SCHED_PNDM && !s->skip_prk_steps) {
+        /* Runge-Kutta warm-up on the last four of the ascending _t (a0..a3,
+         * h = T // steps // 2): a3, a2+h, a2+h, a2, a2, a1+h, a1+h, a1, a1,
+         * a0+h, a0+h, a0; then PLMS on _t[:-3] descending. */
+        if (n < 4)
+            die("PNDMScheduler without skip_prk_steps needs 4 steps or more (%d given; diffusers fails too)",
+                steps);
+        long h = (long)T / steps / 2;
+        double a[4];
+        for (int k = 0; k < 4; k++) a[k] = ts[3 - k]; /* ts is descending */
+        double prk[12] = {a[3],     a[2] + h, a[2] + h, a[2], a[2], a[1] + h,
+                          a[1] + h, a[1],     a[1],     a[0] + h, a[0] + h, a[0]};
+        s->n_prk = 12;
+        s->ncalls = 12 + n - 3;
+        s->timesteps = xmalloc((size_t)s->ncalls * sizeof *s->timesteps);
+        for (int k = 0; k < 12; k++) s->timesteps[k] = (float)prk[k];
+        for (int i = 3; i < n; i++) s->timesteps[12 + i - 3] = (float)ts[i];
+    } else if (s->kind == SCHED_PNDM) {
         /* plms_timesteps = concat(_t[:-1], _t[-2:-1], _t[-1:])[::-1] with _t ascending:
          * the descending list with its second entry repeated (n >= 2). */
         s->ncalls = n >= 2 ? n + 1 : n;
@@ -501,6 +520,7 @@ void sched_state_free(sched_state *st) {
     if (!st) return;
     for (int i = 0; i < 4; i++) free(st->ets[i]);
     free(st->cur_sample);
+    free(st->cur_mo);
     free(st->mo[0]);
     free(st->mo[1]);
     free(st);
@@ -549,7 +569,41 @@ static void pndm_prev_sample(const scheduler *s, float *out, const float *sample
     }
 }
 
+/* PNDMScheduler.step_prk: four calls per Runge-Kutta step. */
+static void pndm_step_prk(const scheduler *s, sched_state *st, const float *mo, float *sample, int64_t n) {
+    long t_call = (long)s->timesteps[st->calls];
+    long diff = st->counter % 2 ? 0 : s->T / s->steps / 2;
+    long prev_t = t_call - diff;
+    long t = (long)s->timesteps[st->counter / 4 * 4];
+    float *cur = state_buf(st, &st->cur_mo);
+    const float sixth = (float)(1.0 / 6.0), third = (float)(1.0 / 3.0);
+    float *m = xmalloc((size_t)n * sizeof *m);
+    memcpy(m, mo, (size_t)n * sizeof *m);
+    switch (st->counter % 4) {
+    case 0:
+        for (int64_t i = 0; i < n; i++) cur[i] = sixth * mo[i]; /* 0 + mo / 6 */
+        memcpy(state_buf(st, &st->ets[st->nets]), mo, (size_t)n * sizeof *mo);
+        st->nets++;
+        memcpy(state_buf(st, &st->cur_sample), sample, (size_t)n * sizeof *sample);
+        break;
+    case 1:
+    case 2:
+        for (int64_t i = 0; i < n; i++) cur[i] += third * mo[i];
+        break;
+    case 3:
+        for (int64_t i = 0; i < n; i++) m[i] = cur[i] + sixth * mo[i];
+        break;
+    }
+    pndm_prev_sample(s, sample, st->cur_sample, t, prev_t, m, n);
+    free(m);
+    st->counter++;
+}
+
 static void pndm_step(const scheduler *s, sched_state *st, const float *mo, float *sample, int64_t n) {
+    if (st->counter < s->n_prk) {
+        pndm_step_prk(s, st, mo, sample, n);
+        return;
+    }
     long r = s->T / s->steps;
     long t = (long)s->timesteps[st->calls];
     long prev_t = t - r;

@@ -1,6 +1,7 @@
 /* scheduler.h — the diffusion schedulers of Stable Diffusion, built from a
  * model's scheduler/scheduler_config.json exactly as diffusers 0.42 builds
- * them: PNDM (PLMS with skip_prk_steps), DDIM (eta 0), Euler, Euler ancestral
+ * them: PNDM (PLMS, with or without the Runge-Kutta warm-up of
+ * skip_prk_steps false), DDIM (eta 0), Euler, Euler ancestral
  * and DPM-Solver++ 2M, for prediction_type epsilon and v_prediction.
  *
  * Configuration: the class comes from "_class_name", or from an override
@@ -11,7 +12,7 @@
  * (keys a loaded config filled from defaults are marked _use_default_values
  * and dropped there). use_karras_sigmas is built for Euler and DPM.
  * Options this file does not reproduce (exponential / beta / Lu sigmas,
- * thresholding, zero-SNR rescaling, PRK steps, third-order DPM, ...) are
+ * thresholding, zero-SNR rescaling, third-order DPM, ...) are
  * refused with a message naming the key.
  *
  * Use, as StableDiffusionPipeline's loop does:
@@ -65,7 +66,7 @@ const char *sched_prediction_type(const scheduler *s);
 
 /* = scheduler.set_timesteps(steps); steps 1..num_train_timesteps. */
 void sched_set_timesteps(scheduler *s, int steps);
-/* UNet calls per record: steps (steps + 1 for PNDM). */
+/* UNet calls per record: steps (PNDM: steps + 1; steps + 9 with PRK). */
 int sched_num_calls(const scheduler *s);
 /* The timestep passed to the UNet on call i (integers, or float32 values
  * for the Euler schedulers' linspace spacing). */

@@ -102,6 +102,13 @@ CASES = [
                                  sigma_min=0.1, sigma_max=10.0), None, 10),
     ("dpmpp_karras", with_(SD1, use_karras_sigmas=True), "dpmpp_2m", 10),
     ("dpmpp_karras_v_25", with_(SD21_768, use_karras_sigmas=True), "dpmpp_2m", 25),
+    # PNDM with its Runge-Kutta warm-up (skip_prk_steps false: the class default)
+    ("pndm_prk", with_(SD1, skip_prk_steps=False), None, 10),
+    ("pndm_prk_default", {"_class_name": "PNDMScheduler", "beta_schedule": "scaled_linear",
+                          "beta_start": 0.00085, "beta_end": 0.012}, None, 10),
+    ("pndm_prk_v_trailing", with_(SD21_768, _class_name="PNDMScheduler", skip_prk_steps=False,
+                                  timestep_spacing="trailing"), None, 7),
+    ("pndm_prk_4", with_(SD1, skip_prk_steps=False), None, 4),
     ("dpmpp_order1", with_(SD21_768, _class_name="DPMSolverMultistepScheduler", solver_order=1), None, 10),
 ]
 

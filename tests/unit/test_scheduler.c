@@ -191,6 +191,16 @@ static void build_text(void *arg) {
     json_decref(cfg);
 }
 
+static void build_text3(void *arg) {
+    json_error_t err;
+    json_t *cfg = json_loads(arg, 0, &err);
+    if (!cfg) _exit(99);
+    scheduler *s = sched_from_config(cfg, NULL, "scheduler_config.json");
+    sched_set_timesteps(s, 3);
+    sched_free(s);
+    json_decref(cfg);
+}
+
 static void build_override_bad(void *arg) {
     (void)arg;
     json_t *cfg = json_object();
@@ -209,7 +219,8 @@ static void test_refusals(void) {
     expect_dies("sample prediction", build_text,
                 "{\"_class_name\":\"DDIMScheduler\",\"prediction_type\":\"sample\"}", 2,
                 "prediction_type \"sample\" is not supported");
-    expect_dies("prk", build_text, "{\"_class_name\":\"PNDMScheduler\"}", 2, "skip_prk_steps false");
+    expect_dies("prk with 3 steps", build_text3, "{\"_class_name\":\"PNDMScheduler\"}", 2, "4 steps or more");
+    expect_dies("prk with 4 steps", build_text, "{\"_class_name\":\"PNDMScheduler\"}", 0, NULL);
     expect_dies("unknown class", build_text, "{\"_class_name\":\"LMSDiscreteScheduler\"}", 2,
                 "LMSDiscreteScheduler is not built");
     expect_dies("spacing", build_text,

@@ -158,13 +158,14 @@ check_common_values() {
     --guidance x --guidance -1 --guidance nan --guidance 101 --batch 0 --precision int8
 }
 @test "denoise accepts every scheduler and precision" {
+  # an empty input is a valid stream with no records: a header-only answer
   for s in pndm ddim euler euler_a dpmpp_2m; do
-    run -2 --separate-stderr denoise -q --scheduler "$s" --guidance 1 </dev/null
-    stderr_has "not built yet"
+    run -0 --separate-stderr denoise -q --scheduler "$s" --guidance 1 </dev/null
   done
-  for p in fp32 fp16 bf16; do
+  run -0 --separate-stderr denoise -q --precision fp32 </dev/null
+  for p in fp16 bf16; do
     run -2 --separate-stderr denoise -q --precision "$p" </dev/null
-    stderr_has "not built yet"
+    stderr_has "--precision $p is not built on the CPU"
   done
 }
 @test "denoise takes one input" {
@@ -172,9 +173,24 @@ check_common_values() {
   assert_output ""
   stderr_has "'b.cxr' is extra"
 }
-@test "denoise says its core is not built (exit 2)" { check_stub denoise; }
+@test "denoise: empty input, a header-only latents stream (exit 0; the core is in tests/50-denoise.bats)" {
+  run -0 --separate-stderr bash -c 'denoise -q </dev/null | cxrstream'
+  assert_output --partial '"kind":"latents"'
+  assert_equal "$stderr" ""
+}
 @test "denoise --device cuda without a GPU" { check_device_cuda denoise; }
-@test "denoise --device auto notes its choice" { check_device_auto denoise; }
+@test "denoise --device auto notes its choice" {
+  run -0 --separate-stderr denoise --device auto </dev/null
+  if have_gpu; then
+    assert_regex "$stderr" "^denoise: device: (cuda|cpu) \(auto"
+  else
+    assert_regex "$stderr" "^denoise: device: cpu \(auto"
+  fi
+  run -0 --separate-stderr denoise --device cpu --threads 1 </dev/null
+  refute_regex "$stderr" "device:"
+  run -0 --separate-stderr denoise -q </dev/null
+  assert_equal "$stderr" ""
+}
 
 # --- lat2png ------------------------------------------------------------------
 @test "lat2png --help" { check_help lat2png; }

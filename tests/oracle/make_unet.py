@@ -1,0 +1,111 @@
+"""Reference data for the UNet (libcommon/unet.c): tiny random diffusers
+UNet2DConditionModels in three configs, saved with save_pretrained, and their
+forward outputs for seeded inputs at several timesteps.
+  sd1   SD 1.x-like: conv proj_in/out, attention_head_dim a number (= head count),
+        CrossAttnDownBlock2D + DownBlock2D, cross_attention_dim 32.
+        Saved as tests/fixtures/models/tiny-sd1/unet/.
+  sd2   SD 2.x-like: use_linear_projection, attention_head_dim a list,
+        upcast_attention, cross_attention_dim 48. tests/fixtures/models/tiny-sd2/unet/.
+  deep  three resolution levels, layers_per_block 2, transformer_layers_per_block 2,
+        CrossAttn/CrossAttn/Down, flip_sin_to_cos False and freq_shift 1 (the
+        non-SD branches of the timestep embedding). tests/fixtures/unet-deep/unet/.
+diffusers zero-initialises nothing in this UNet by default, but its inits leave
+norms at 1/0 and biases at 0; every parameter is redrawn here (weights ~
+N(0, 1/fan_in), biases and norm offsets ~ N(0, 0.1^2), norm scales 1 + N(0, 0.1^2))
+so that each one reaches the output and a wrong name or layout shows.
+Writes tests/fixtures/unet_ref.safetensors: <cfg>.<case>.{sample,t,enc,out}."""
+import json
+import os
+
+import torch
+from diffusers import UNet2DConditionModel
+
+from oracle_util import FIXTURES, save
+
+CONFIGS = {
+    "sd1": dict(
+        sample_size=8, in_channels=4, out_channels=4,
+        block_out_channels=(16, 32), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        attention_head_dim=4, cross_attention_dim=32, norm_num_groups=8,
+    ),
+    "sd2": dict(
+        sample_size=8, in_channels=4, out_channels=4,
+        block_out_channels=(16, 32), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        attention_head_dim=[2, 4], cross_attention_dim=48, norm_num_groups=8,
+        use_linear_projection=True, upcast_attention=True,
+    ),
+    "deep": dict(
+        sample_size=16, in_channels=4, out_channels=4,
+        block_out_channels=(16, 16, 24), layers_per_block=2,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        attention_head_dim=2, cross_attention_dim=32, norm_num_groups=8,
+        transformer_layers_per_block=2, flip_sin_to_cos=False, freq_shift=1,
+    ),
+}
+FOLDERS = {
+    "sd1": "models/tiny-sd1/unet",
+    "sd2": "models/tiny-sd2/unet",
+    "deep": "unet-deep/unet",
+}
+# (case name, batch, H, W, timesteps): integer t as the PNDM/DDIM pipelines
+# pass them, fractional ones as Euler-type schedulers do.
+CASES = {
+    "sd1": [("t999", 1, 8, 8, [999.0]), ("t500", 1, 8, 8, [500.0]), ("t1", 1, 8, 8, [1.0]),
+            ("b2", 2, 8, 8, [999.0, 37.25]), ("wide", 1, 8, 16, [250.0])],
+    "sd2": [("t999", 1, 8, 8, [999.0]), ("t500", 1, 8, 8, [500.0]), ("t1", 1, 8, 8, [1.0]),
+            ("b2", 2, 8, 8, [981.0, 0.5]), ("big", 1, 16, 16, [750.0])],
+    "deep": [("t999", 1, 16, 16, [999.0]), ("t1", 1, 16, 16, [1.0]),
+             ("b2", 2, 16, 16, [500.0, 120.75]), ("tall", 1, 16, 8, [333.0])],
+}
+
+
+def reinit(model, gen):
+    """Redraw every parameter (see the module comment)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() > 1:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=gen) / fan_in ** 0.5)
+            elif "norm" in name and name.endswith("weight"):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+            assert (p != 0).all(), name
+
+
+def main():
+    torch.manual_seed(20261128)
+    gen = torch.Generator().manual_seed(4)
+    t = {}
+    total = 0
+    for cfg, kw in CONFIGS.items():
+        model = UNet2DConditionModel(**kw).eval()
+        reinit(model, gen)
+        folder = os.path.join(FIXTURES, FOLDERS[cfg])
+        model.save_pretrained(folder, safe_serialization=True)
+        for f in os.listdir(folder):
+            total += os.path.getsize(os.path.join(folder, f))
+        with open(os.path.join(folder, "config.json")) as f:
+            assert json.load(f)["cross_attention_dim"] == kw["cross_attention_dim"]
+        dctx = kw["cross_attention_dim"]
+        for case, b, h, w, ts in CASES[cfg]:
+            sample = torch.randn(b, 4, h, w, generator=gen)
+            enc = torch.randn(b, 77, dctx, generator=gen)
+            tt = torch.tensor(ts, dtype=torch.float32)
+            with torch.no_grad():
+                out = model(sample, tt, encoder_hidden_states=enc).sample
+            key = f"{cfg}.{case}"
+            t[key + ".sample"], t[key + ".t"], t[key + ".enc"], t[key + ".out"] = sample, tt, enc, out
+            print(f"  {key}: out {tuple(out.shape)} max |out| {out.abs().max().item():.3g}")
+        print(f"  {cfg}: {sum(p.numel() for p in model.parameters())} parameters -> {FOLDERS[cfg]}")
+    save("unet_ref.safetensors", t)
+    print(f"  model folders: {total} bytes")
+
+
+if __name__ == "__main__":
+    main()

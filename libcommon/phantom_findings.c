@@ -257,7 +257,7 @@ static void paint_pneumothorax(const phantom_case *c, phantom_maps *m, uint8_t *
             size_t o = (size_t)j * n + i;
             if (inside < 0) {
                 m->tissue[o] = 0.0f;        /* no lung markings beyond the pleural line */
-                m->air[o] += 0.12f * cav;   /* and more air: hyperlucent */
+                m->air[o] += 0.16f * cav;   /* and more air: hyperlucent */
                 if (mask) mask[o] = 1;
             } else if (inside < 1.6f * px) {
                 m->extra[o] += 0.07f;       /* the visceral pleural line */
@@ -405,7 +405,7 @@ static void paint_devices(phantom_case *c, phantom_maps *m, torch_gen *g) {
     if (c->devices & (1 << PB_ET_TUBE)) {
         float p[] = {cx + 0.002f, 0.0f, cx + 0.004f, 0.5f * car, cx + 0.006f, car - ph_unif(g, 0.03f, 0.07f)};
         TILT(p, 3);
-        phantom_stamp_polyline(m->extra, n, p, 3, 0.0065f, 0.08f, 1.5f);
+        phantom_stamp_polyline(m->extra, n, p, 3, 0.0060f, 0.30f, 1.0f);
         box_polyline(c, PB_ET_TUBE, p, 3, 0.0065f);
     }
     if (c->devices & (1 << PB_NG_TUBE)) {
@@ -413,14 +413,14 @@ static void paint_devices(phantom_case *c, phantom_maps *m, torch_gen *g) {
         float p[] = {cx - 0.012f, 0.0f, cx - 0.004f, car, cx + 0.02f, dy + 0.01f, cx + 0.11f, dy + 0.07f,
                      cx + 0.07f, dy + 0.11f};
         TILT(p, 5);
-        phantom_stamp_polyline(m->extra, n, p, 5, 0.004f, 0.12f, 1.0f);
+        phantom_stamp_polyline(m->extra, n, p, 5, 0.0035f, 0.40f, 0.5f);
         box_polyline(c, PB_NG_TUBE, p, 5, 0.004f);
     }
     if (c->devices & (1 << PB_CENTRAL_LINE)) {
         float p[] = {cx - 0.13f, 0.02f, cx - 0.07f, b->apex_y + 0.06f, cx - 0.035f, car - 0.02f,
                      cx - 0.03f, car + ph_unif(g, 0.02f, 0.06f)};
         TILT(p, 4);
-        phantom_stamp_polyline(m->extra, n, p, 4, 0.003f, 0.20f, 0.5f);
+        phantom_stamp_polyline(m->extra, n, p, 4, 0.003f, 0.45f, 0.3f);
         box_polyline(c, PB_CENTRAL_LINE, p, 4, 0.003f);
     }
     if (c->devices & (1 << PB_PACEMAKER)) {

@@ -45,8 +45,8 @@ void phantom_body_draw(phantom_body *b, torch_gen *g, int sex) {
     float dome = ph_unif(g, 0.08f, 0.12f);
     b->dome_y[0] = b->base_y[0] - dome;
     b->dome_y[1] = b->base_y[1] - dome + ph_normal(g, 0.01f, 0.006f);
-    /* Normal cardiothoracic ratio about 0.38-0.50; cardiomegaly widens it later. */
-    b->heart_w = 2.0f * b->hw * clampf(ph_normal(g, 0.44f, 0.03f), 0.36f, 0.50f);
+    /* Normal cardiothoracic ratio about 0.38-0.52; cardiomegaly widens it later. */
+    b->heart_w = 2.0f * b->hw * clampf(ph_normal(g, 0.45f, 0.035f), 0.36f, 0.53f);
     b->heart_top = b->apex_y + (b->dome_y[1] - b->apex_y) * ph_unif(g, 0.40f, 0.48f);
     b->heart_shift = ph_unif(g, 0.58f, 0.72f);
     b->medi_w = ph_unif(g, 0.040f, 0.055f);

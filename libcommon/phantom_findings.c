@@ -112,7 +112,7 @@ void phantom_case_make(phantom_case *c, uint64_t seed, long index, int n, const 
     c->ap = bern(&g, sick || c->devices ? 0.7f : 0.2f);
 
     /* Where and how much. */
-    if (P[PL_CARDIOMEGALY]) b->heart_w = 2.0f * b->hw * clampf(ph_normal(&g, 0.58f, 0.04f), 0.52f, 0.70f);
+    if (P[PL_CARDIOMEGALY]) b->heart_w = 2.0f * b->hw * clampf(ph_normal(&g, 0.555f, 0.035f), 0.50f, 0.68f);
     if (P[PL_ENLARGED_CM]) b->medi_w *= ph_unif(&g, 1.5f, 1.9f);
     if (P[PL_EFFUSION]) {
         c->eff_side = P[PL_EDEMA] && bern(&g, 0.6f) ? 3 : 1 + ph_int(&g, 3);
@@ -161,6 +161,8 @@ void phantom_case_make(phantom_case *c, uint64_t seed, long index, int n, const 
             c->negated[l] = bern(&g, pn);
         }
     }
+    /* The COVID-19 pattern is named outright: its pneumonia is not hedged. */
+    if (c->covid) c->uncertain[PL_PNEUMONIA] = 0;
     /* A hedged consolidation makes its parent opacity hedged only if nothing
      * else is certain. */
     if (P[PL_LUNG_OPACITY]) {

@@ -25,7 +25,7 @@ static const char *const w_ptx[] = {"pneumothorax", NULL};
 static const char *const w_eff[] = {"effusion", NULL};
 static const char *const w_po[] = {"pleural thickening", NULL};
 static const char *const w_frac[] = {"fracture", NULL};
-static const char *const w_dev[] = {"tube", "catheter", "pacemaker", "ekg leads", NULL};
+static const char *const w_dev[] = {"tube", "catheter", "pacemaker", "ekg", NULL};
 const char *const *const phantom_label_words[PL_N] = {w_none, w_ecm, w_cm, w_lo, w_lesion, w_edema, w_cons,
                                                       w_pna, w_atel, w_ptx, w_eff, w_po, w_frac, w_dev};
 const char *const phantom_negation_cues[] = {"no ", "without", "normal", NULL};
@@ -189,7 +189,9 @@ void phantom_report_make(const phantom_case *c, phantom_report *r) {
                          sz, sd);
         }
     }
-    if (P[PL_PLEURAL_OTHER]) sentence(&f, "%s", PICK(g, "apical pleural thickening is noted", "there is mild apical pleural thickening"));
+    if (P[PL_PLEURAL_OTHER])
+        sentence(&f, "%s", U[PL_PLEURAL_OTHER] ? PICK(g, "possible apical pleural thickening", "questionable apical pleural thickening")
+                                              : PICK(g, "apical pleural thickening is noted", "there is mild apical pleural thickening"));
     if (N[PL_EFFUSION] && N[PL_PNEUMOTHORAX] && ph_int(g, 2)) {
         /* one sentence may negate two findings; both are absent */
         sentence(&f, "%s", PICK(g, "no pleural effusion or pneumothorax", "there is no pleural effusion or pneumothorax"));
@@ -241,6 +243,10 @@ void phantom_report_make(const phantom_case *c, phantom_report *r) {
             sentence(&im, "%s", PICK(g, "findings compatible with pneumonia", "pneumonia", "findings concerning for pneumonia"));
         said++;
     }
+    if (!P[PL_PNEUMONIA] && N[PL_PNEUMONIA]) {
+        sentence(&im, "%s", PICK(g, "no evidence of pneumonia", "no radiographic evidence of pneumonia"));
+        said++;
+    }
     if (P[PL_EDEMA] && said < 3) {
         sentence(&im, U[PL_EDEMA] ? "possible %s pulmonary edema" : "%s pulmonary edema", grade_word(g, c->edema_grade));
         said++;
@@ -254,7 +260,7 @@ void phantom_report_make(const phantom_case *c, phantom_report *r) {
         sentence(&im, "%s", U[PL_CARDIOMEGALY] ? "possible mild cardiomegaly" : "cardiomegaly");
         said++;
     }
-    if (!said) {
+    if (!said || (said == 1 && N[PL_PNEUMONIA] && !P[PL_PNEUMONIA])) {
         int path = 0;
         for (int l = PL_ENLARGED_CM; l < PL_SUPPORT_DEVICES; l++) path |= P[l];
         if (!path)

@@ -25,6 +25,9 @@ float ph_normal(torch_gen *g, float mean, float sd) {
 int ph_int(torch_gen *g, int k) { return (int)(torch_gen_random(g) % (uint32_t)k); }
 
 static float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+/* fminf/fmaxf are library calls under strict IEEE rules; these run per pixel
+ * and never see a NaN. */
+static inline float minf(float a, float b) { return a < b ? a : b; }
 static float smoothstep(float e0, float e1, float x) {
     float t = clampf((x - e0) / (e1 - e0), 0.0f, 1.0f);
     return t * t * (3.0f - 2.0f * t);
@@ -65,7 +68,7 @@ void phantom_body_draw(phantom_body *b, torch_gen *g, int sex) {
 float phantom_lateral(const phantom_body *b, float y) {
     float base = 0.5f * (b->base_y[0] + b->base_y[1]);
     float t = clampf((y - b->apex_y) / (base - b->apex_y), 0.0f, 1.0f);
-    float u = fminf(1.0f, t / 0.85f), u2 = u * u;
+    float u = minf(1.0f, t / 0.85f), u2 = u * u;
     /* sin(u pi/2) by its odd polynomial (error < 2e-4): this runs per pixel */
     return b->hw * (0.45f + 0.55f * u * (1.5707963f - u2 * (0.6459640f - 0.0796926f * u2)));
 }
@@ -84,10 +87,11 @@ float phantom_lung_top(const phantom_body *b, float d) {
 
 float phantom_cavity(const phantom_body *b, int side, float x, float y, float px) {
     float dx = x - b->cx, d = side ? dx : -dx;
-    if (d <= 0) return 0.0f;
+    if (d <= 0 || d > b->hw + 0.02f) return 0.0f;
     float yy = y - b->tilt * dx;
-    float m = fminf(fminf(yy - phantom_lung_top(b, d), phantom_diaphragm(b, side, d) - yy),
-                    fminf(phantom_lateral(b, yy) - d, d - 0.015f));
+    if (yy < b->apex_y - 0.01f || yy > b->base_y[side] + 0.01f) return 0.0f;
+    float m = minf(minf(yy - phantom_lung_top(b, d), phantom_diaphragm(b, side, d) - yy),
+                   minf(phantom_lateral(b, yy) - d, d - 0.015f));
     return clampf(m / (1.5f * px) + 0.5f, 0.0f, 1.0f);
 }
 
@@ -118,6 +122,8 @@ void phantom_maps_init(phantom_maps *m, int n) {
     m->tissue = xmalloc(sz);
     m->vessel = xmalloc(sz);
     m->extra = xmalloc(sz);
+    m->work0 = xmalloc(sz);
+    m->work1 = xmalloc(sz);
 }
 
 void phantom_maps_free(phantom_maps *m) {
@@ -126,6 +132,8 @@ void phantom_maps_free(phantom_maps *m) {
     free(m->tissue);
     free(m->vessel);
     free(m->extra);
+    free(m->work0);
+    free(m->work1);
     memset(m, 0, sizeof *m);
 }
 
@@ -303,7 +311,8 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
             float knob = clampf((0.028f - sqrtf(kx * kx + ky * ky)) / (1.5f * px) + 0.5f, 0.0f, 1.0f);
             medi = fmaxf(medi, knob);
             float hr2 = heart_r2(b, x, y);
-            float heart = phantom_heart(b, x, y, px);
+            float heart = hr2 > 1.6f ? 0.0f
+                                     : clampf((1.0f - sqrtf(hr2)) * (0.5f * b->heart_w) / (1.5f * px) + 0.5f, 0.0f, 1.0f);
             body += 0.22f * medi + heart * (0.06f + 0.22f * sqrtf(fmaxf(0.0f, 1.0f - hr2)));
             /* Abdomen under the diaphragm: a little denser (liver, stomach). */
             int side = dx > 0;
@@ -326,7 +335,7 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
             float air = 0.0f, tis = 0.0f;
             if (cav > 0) {
                 float lat = phantom_lateral(b, yy);
-                float e = fminf(1.0f, fabsf(dx) / lat);
+                float e = minf(1.0f, fabsf(dx) / lat);
                 float depth = 0.72f + 0.28f * (1.0f - e * e * e * e);
                 depth *= 0.85f + 0.15f * smoothstep(b->apex_y, base, yy);
                 float keep = (1.0f - heart) * (1.0f - medi);
@@ -404,8 +413,7 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
 void phantom_film(const phantom_body *b, const phantom_maps *m, torch_gen *g, uint8_t *out) {
     int n = m->n;
     size_t nn = (size_t)n * n;
-    float *f = xmalloc(nn * sizeof(float));
-    float *t = xmalloc(nn * sizeof(float));
+    float *f = m->work0, *t = m->work1;
     for (size_t o = 0; o < nn; o++) {
         float D = m->body[o] - m->air[o] + m->vessel[o] * m->tissue[o] + m->extra[o];
         if (D < 0) D = 0;
@@ -437,6 +445,4 @@ void phantom_film(const phantom_body *b, const phantom_maps *m, torch_gen *g, ui
         v = clampf(v, 0.0f, 1.0f);
         out[o] = (uint8_t)lrintf(v * 255.0f);
     }
-    free(f);
-    free(t);
 }

@@ -60,8 +60,10 @@ typedef struct phantom_maps {
     float *tissue;  /* where lung parenchyma is (vessels show only there), 0-1 */
     float *vessel;  /* lung markings (density where tissue is present) */
     float *extra;   /* findings' density (fluid, opacity, devices) */
+    float *work0, *work1;  /* scratch of phantom_film */
 } phantom_maps;
 
+/* Allocate the maps of an n x n image once; reuse them for many images. */
 void phantom_maps_init(phantom_maps *m, int n);
 void phantom_maps_free(phantom_maps *m);
 /* The normal chest into m (every map is overwritten). g draws the vessel trees

@@ -476,11 +476,18 @@ static void paint_devices(phantom_case *c, phantom_maps *m, torch_gen *g) {
 }
 
 void phantom_case_render(phantom_case *c, uint8_t *film, uint8_t *ptx_mask, uint8_t *cons_mask) {
+    phantom_maps m;
+    phantom_maps_init(&m, c->size);
+    phantom_case_render_ws(c, &m, film, ptx_mask, cons_mask);
+    phantom_maps_free(&m);
+}
+
+void phantom_case_render_ws(phantom_case *c, phantom_maps *ws, uint8_t *film, uint8_t *ptx_mask, uint8_t *cons_mask) {
     int n = c->size;
+    CHECKF(ws->n == n, "phantom_case_render_ws: maps of %d pixels for a case of %d", ws->n, n);
     torch_gen g;
     torch_gen_seed(&g, phantom_stream_seed(c->seed, c->index, 2));
-    phantom_maps m;
-    phantom_maps_init(&m, n);
+    phantom_maps m = *ws;
     phantom_render_body(&c->body, &m, &g, c->present[PL_EDEMA] ? 1.25f + 0.2f * c->edema_grade : 1.0f);
     c->n_boxes = 0;
     if (ptx_mask) memset(ptx_mask, 0, (size_t)n * n);
@@ -504,5 +511,4 @@ void phantom_case_render(phantom_case *c, uint8_t *film, uint8_t *ptx_mask, uint
     c->has_ptx_mask = c->present[PL_PNEUMOTHORAX];
     c->has_cons_mask = c->present[PL_CONSOLIDATION];
     phantom_film(&c->body, &m, &g, film);
-    phantom_maps_free(&m);
 }

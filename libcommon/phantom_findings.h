@@ -82,6 +82,9 @@ uint64_t phantom_stream_seed(uint64_t seed, long index, int stream);
 /* Render: the film [n, n] u8, and where not NULL the pneumothorax and
  * consolidation masks [n, n] (0/1). Fills c->box. */
 void phantom_case_render(phantom_case *c, uint8_t *film, uint8_t *ptx_mask, uint8_t *cons_mask);
+/* The same with maps the caller allocated (phantom_maps_init(ws, c->size))
+ * and reuses from image to image: no allocation per image. */
+void phantom_case_render_ws(phantom_case *c, phantom_maps *ws, uint8_t *film, uint8_t *ptx_mask, uint8_t *cons_mask);
 
 /* The CheXpert value of label l: 1, 0, -1, or 2 for blank (not mentioned). */
 int phantom_chexpert_value(const phantom_case *c, int l);

@@ -116,11 +116,13 @@ int main(int argc, char **argv) {
 #pragma omp parallel num_threads(jobs)
     {
         uint8_t *film = xmalloc((size_t)n * n), *ptx = xmalloc((size_t)n * n);
+        phantom_maps ws;
+        phantom_maps_init(&ws, n);
 #pragma omp for schedule(dynamic, 4)
         for (long i = 0; i < count; i++) {
             phantom_record *r = &rec[i];
             phantom_case_make(&r->c, (uint64_t)cl.seed, i, n, cl.prev);
-            phantom_case_render(&r->c, film, ptx, NULL);
+            phantom_case_render_ws(&r->c, &ws, film, ptx, NULL);
             if (cl.format == PF_MIMIC) {
                 phantom_report rep;
                 phantom_report_make(&r->c, &rep);
@@ -142,6 +144,7 @@ int main(int argc, char **argv) {
         }
         free(film);
         free(ptx);
+        phantom_maps_free(&ws);
     }
     phantom_write_tables(cl.format, cl.outdir, rec, count);
     if (sheet) pngio_write_u8(cl.sheet, sheet, (nsheet + cols - 1) / cols * n, cols * n, 3, NULL, 0);

@@ -49,7 +49,7 @@ void phantom_body_draw(phantom_body *b, torch_gen *g, int sex) {
     b->dome_y[0] = b->base_y[0] - dome;
     b->dome_y[1] = b->base_y[1] - dome + ph_normal(g, 0.01f, 0.006f);
     /* Normal cardiothoracic ratio about 0.38-0.52; cardiomegaly widens it later. */
-    b->heart_w = 2.0f * b->hw * clampf(ph_normal(g, 0.45f, 0.035f), 0.36f, 0.53f);
+    b->heart_w = 2.0f * b->hw * clampf(ph_normal(g, 0.45f, 0.04f), 0.36f, 0.54f);
     b->heart_top = b->apex_y + (b->dome_y[1] - b->apex_y) * ph_unif(g, 0.40f, 0.48f);
     b->heart_shift = ph_unif(g, 0.58f, 0.72f);
     b->medi_w = ph_unif(g, 0.040f, 0.055f);
@@ -62,6 +62,7 @@ void phantom_body_draw(phantom_body *b, torch_gen *g, int sex) {
     b->hi = ph_unif(g, 0.80f, 0.88f);
     b->noise = ph_unif(g, 0.010f, 0.030f);
     b->texture = ph_unif(g, 0.7f, 1.3f);
+    b->gas = ph_unif(g, 0.0f, 1.0f);
     b->frac_rib = -1;
 }
 
@@ -95,17 +96,27 @@ float phantom_cavity(const phantom_body *b, int side, float x, float y, float px
     return clampf(m / (1.5f * px) + 0.5f, 0.0f, 1.0f);
 }
 
-/* Heart as an egg: widest low, its base merging into the diaphragm. Returns
- * the normalised radius squared (< 1 inside). */
+/* The heart: three overlapping ellipses, the right atrium forming the right
+ * border, the left ventricle the left border and the apex, a core between;
+ * the union spans exactly heart_w. Returns the smallest normalised radius
+ * squared (< 1 inside). */
 static float heart_r2(const phantom_body *b, float x, float y) {
     float yy = y - b->tilt * (x - b->cx);
     float bottom = b->dome_y[1] + 0.035f;
-    float h = bottom - b->heart_top;
-    float yc = bottom - 0.42f * h, ry = 0.60f * h;
-    float left = b->cx - b->heart_w * (1.0f - b->heart_shift);
-    float xc = left + 0.5f * b->heart_w, rx = 0.5f * b->heart_w;
-    float u = (x - xc) / rx, v = (yy - yc) / ry;
-    return u * u + v * v;
+    float h = bottom - b->heart_top, w = b->heart_w;
+    float L = b->cx - w * (1.0f - b->heart_shift);
+    static const float lobe[3][4] = {/* xc/w from L, rx/w, yc/h from bottom, ry/h */
+                                     {0.22f, 0.22f, 0.34f, 0.50f},
+                                     {0.68f, 0.32f, 0.26f, 0.55f},
+                                     {0.48f, 0.40f, 0.40f, 0.52f}};
+    float best = 1e30f;
+    for (int k = 0; k < 3; k++) {
+        float u = (x - (L + lobe[k][0] * w)) / (lobe[k][1] * w);
+        float v = (yy - (bottom - lobe[k][2] * h)) / (lobe[k][3] * h);
+        float r2 = u * u + v * v;
+        if (r2 < best) best = r2;
+    }
+    return best;
 }
 
 float phantom_heart(const phantom_body *b, float x, float y, float px) {
@@ -349,6 +360,12 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
                 float t = (1 - fv) * ((1 - fu) * tex[a][c] + fu * tex[a][c + 1]) +
                           fv * ((1 - fu) * tex[a + 1][c] + fu * tex[a + 1][c + 1]);
                 m->vessel[o] = 0.018f * b->texture * t;
+            }
+            /* Gastric air bubble under the left hemidiaphragm. */
+            {
+                float gx = (dx - 0.62f * b->hw) / 0.05f, gy = (yy - (b->dome_y[1] + 0.075f)) / 0.03f;
+                float gq = gx * gx + gy * gy;
+                if (gq < 1.0f) air += 0.18f * sqrtf(1.0f - gq) * b->gas;
             }
             /* Trachea: an air column down to the carina. */
             float tx = dx + 0.004f * (yy / carina_y);

@@ -32,6 +32,7 @@ typedef struct phantom_body {
     float lo, hi;         /* display window of the film response */
     float noise;          /* quantum noise, standard deviation on [0, 1] */
     float texture;        /* strength of the lung markings */
+    float gas;            /* gastric air bubble, 0-1 */
     int frac_rib;         /* rib with a fracture, -1 none (side in frac_side) */
     int frac_side;
     float frac_pos;       /* where along the rib, 0-1 from the spine */

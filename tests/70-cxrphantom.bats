@@ -137,3 +137,18 @@ check_format() {
   run -0 file "$TMP/sheet.png"
   assert_output --partial "256 x 128, 8-bit/color RGB"
 }
+
+@test "cxrphantom: common options are checked like every program's" {
+  for a in "--threads 0" "--threads x" "--device tpu" "--jobs 0" "--seed -1" "--no-such-option"; do
+    # shellcheck disable=SC2086
+    run -1 --separate-stderr cxrphantom -o "$TMP/x" $a
+    assert_output ""
+    stderr_has "cxrphantom: "
+  done
+  if ! { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }; then
+    run -2 --separate-stderr cxrphantom -o "$TMP/x" --device cuda
+    assert_regex "$stderr" "^cxrphantom: --device cuda: [a-z]"
+  fi
+  run -0 --separate-stderr cxrphantom -o "$TMP/y" --count 2 --size 32 --threads 1
+  assert_regex "$stderr" "cxrphantom: 2 mimic images of 32x32"
+}

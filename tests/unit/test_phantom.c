@@ -295,6 +295,21 @@ static void test_signal_probe(void) {
         }
         free(film);
     }
+    /* Global intensity alone (the mean of the down-sampled film) must not give
+     * the answer away. */
+    float *meanv = xmalloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++) {
+        double m = 0;
+        for (int k = 0; k < D; k++) m += x[(size_t)i * D + k];
+        meanv[i] = (float)(m / D);
+    }
+    for (int k = 0; k < 3; k++) {
+        double a = auroc(meanv, lab[k], N);
+        if (a < 0.5) a = 1.0 - a;
+        printf("# mean grey alone %-17s AUROC %.3f\n", phantom_label_names[which[k]], a);
+        EXPECT(a < 0.75, "%s: the mean grey alone separates it (AUROC %.3f)", phantom_label_names[which[k]], a);
+    }
+    free(meanv);
     /* standardise with the training rows' statistics */
     for (int k = 0; k < D; k++) {
         double m = 0, v = 0;

@@ -13,6 +13,11 @@ typedef struct atomic_file {
 
 /* Opens the temporary file; dies naming path if the folder is not writable. */
 void atomic_open(atomic_file *a, const char *path);
+/* 1 (the default): atomic_commit fsyncs before the rename. A program writing
+ * many small reproducible files (cxrphantom) may set 0: the rename still
+ * never shows half a file, only durability across a power cut is given up. */
+extern int atomic_file_fsync;
+
 /* Flushes, syncs and renames into place; dies (removing the temporary) on error. */
 void atomic_commit(atomic_file *a);
 /* Removes the temporary file; the final name is untouched. */

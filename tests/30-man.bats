@@ -5,7 +5,7 @@
 load test_helper
 bats_require_minimum_version 1.5.0
 
-PROGS="rep2lat denoise lat2png pairpack vlptrain cxreval"
+PROGS="rep2lat denoise lat2png pairpack vlptrain cxreval cxrphantom"
 SECTIONS=("NAME" "SYNOPSIS" "DESCRIPTION" "OPTIONS" "INPUT" "OUTPUT" "EXIT STATUS"
           "DIAGNOSTICS" "EXAMPLES" "SEE ALSO")
 
@@ -78,6 +78,7 @@ check_options_agree() {
 @test "pairpack.1 has the sections" { check_sections pairpack; }
 @test "vlptrain.1 has the sections" { check_sections vlptrain; }
 @test "cxreval.1 has the sections" { check_sections cxreval; }
+@test "cxrphantom.1 has the sections" { check_sections cxrphantom; }
 
 @test "rep2lat --help and rep2lat.1 list the same options" { check_options_agree rep2lat; }
 @test "denoise --help and denoise.1 list the same options" { check_options_agree denoise; }
@@ -85,3 +86,4 @@ check_options_agree() {
 @test "pairpack --help and pairpack.1 list the same options" { check_options_agree pairpack; }
 @test "vlptrain --help and vlptrain.1 list the same options" { check_options_agree vlptrain; }
 @test "cxreval --help and cxreval.1 list the same options" { check_options_agree cxreval; }
+@test "cxrphantom --help and cxrphantom.1 list the same options" { check_options_agree cxrphantom; }

@@ -41,7 +41,7 @@ copy_model() {
   [ "$(printf '%s\n' "${lines[@]:1}" | jq -r .id | tr '\n' ' ')" = \
     "demo01 demo02 demo03 demo04 demo05 demo06 demo07 demo08 demo09 demo10 demo11 12 demo13 demo14 " ]
   [ "$(printf '%s\n' "${lines[@]:1}" | jq -c .tensors | sort -u)" = \
-    '{"cond":{"dtype":"f32","shape":[77,32]},"latent":{"dtype":"f32","shape":[4,64,64]}}' ]
+    '{"cond":{"dtype":"f32","shape":[77,32]},"latents":{"dtype":"f32","shape":[4,64,64]}}' ]
   [ "$(printf '%s\n' "${lines[@]:1}" | jq -r .meta.seed | tr '\n' ' ')" = "0 1 2 3 4 5 6 7 8 9 10 11 12 13 " ]
   # impression then findings; ___ removed; white space collapsed; text alone.
   [ "$(jq -r .meta.text <<<"${lines[1]}")" = \
@@ -73,37 +73,37 @@ copy_model() {
   run -0 bash -c "cxrstream <'$TMP/s' | head -1 | jq -c '.meta | [.family, .text_encoder.hidden_act, .text_encoder.pad_token_id, .text_encoder.hidden_size]'"
   assert_output '["sd2","gelu",0,16]'
   run -0 bash -c "cxrstream <'$TMP/s' | sed -n 2p | jq -c .tensors"
-  assert_output '{"cond":{"dtype":"f32","shape":[77,16]},"latent":{"dtype":"f32","shape":[4,96,96]}}'
+  assert_output '{"cond":{"dtype":"f32","shape":[77,16]},"latents":{"dtype":"f32","shape":[4,96,96]}}'
 }
 
 @test "latents equal diffusers' prepare_latents bit for bit (seeds 0, 1, 42; 512 and 768)" {
   head -2 "$REPORTS" >"$TMP/two.jsonl"
   head -1 "$REPORTS" | rep2lat -q -m "$SD1" --height 512 --width 512 --seed 42 >"$TMP/s42one"
-  run -0 tensorcmp "$REF" latent latents.s42.512 <"$TMP/s42one"
+  run -0 tensorcmp "$REF" latents latents.s42.512 <"$TMP/s42one"
   for side in 512 768; do
     # seeds 0 and 1 (records 1 and 2 from --seed 0), then 42
     rep2lat -q -m "$SD1" --height $side --width $side --seed 0 "$TMP/two.jsonl" >"$TMP/s"
-    run -0 tensorcmp --head 256 "$REF" latent "latents.s{seed}.$side.head" <"$TMP/s"
+    run -0 tensorcmp --head 256 "$REF" latents "latents.s{seed}.$side.head" <"$TMP/s"
     assert_equal "${#lines[@]}" 2
     head -1 "$REPORTS" | rep2lat -q -m "$SD1" --height $side --width $side --seed 42 >"$TMP/s"
-    run -0 tensorcmp --head 256 "$REF" latent "latents.s{seed}.$side.head" <"$TMP/s"
+    run -0 tensorcmp --head 256 "$REF" latents "latents.s{seed}.$side.head" <"$TMP/s"
   done
   # A record's own "seed" wins over --seed; record i still gets --seed + i.
   printf '%s\n' '{"id": "a", "text": "x", "seed": 1}' '{"id": "b", "text": "y"}' \
     | rep2lat -q -m "$SD1" --height 768 --width 768 --seed 0 >"$TMP/s"
-  run -0 tensorcmp --head 256 "$REF" latent "latents.s{seed}.768.head" <"$TMP/s"
+  run -0 tensorcmp --head 256 "$REF" latents "latents.s{seed}.768.head" <"$TMP/s"
   run -0 bash -c "cxrstream <'$TMP/s' | jq -r '.meta.seed // empty' | tr '\n' ' '"
   assert_output "1 1 "
   # The noise is a function of the seed alone, and differs between seeds.
-  run -1 tensorcmp --head 256 "$REF" latent "latents.s1.512.head" <"$TMP/s42one"
+  run -1 tensorcmp --head 256 "$REF" latents "latents.s1.512.head" <"$TMP/s42one"
 }
 
 @test "--precision fp16 / bf16: latents drawn in that dtype as diffusers does, weights rounded" {
   for pair in f16:fp16 bf16:bf16; do
     local pr=${pair%:*}
     head -1 "$REPORTS" | rep2lat -q -m "$SD1" --height 512 --width 512 --seed 42 --precision "${pair#*:}" >"$TMP/s"
-    run -0 tensorcmp --head 256 "$REF" latent "latents.$pr.s42.512.head" <"$TMP/s"
-    run -1 tensorcmp --head 256 "$REF" latent "latents.s42.512.head" <"$TMP/s"
+    run -0 tensorcmp --head 256 "$REF" latents "latents.$pr.s42.512.head" <"$TMP/s"
+    run -1 tensorcmp --head 256 "$REF" latents "latents.s42.512.head" <"$TMP/s"
     # The tiny model's weights are float16 already: fp16 leaves the states as
     # they are; bf16 rounds the weights further, and the states move.
     if [ $pr = f16 ]; then
@@ -159,15 +159,15 @@ copy_model() {
   echo '{"sample_size": 24, "in_channels": 4, "cross_attention_dim": 32}' >"$TMP/m/unet/config.json"
   echo '{"block_out_channels": [8, 16, 16]}' >"$TMP/m/vae/config.json"
   head -1 "$REPORTS" | rep2lat -q -m "$TMP/m" >"$TMP/s"
-  run -0 bash -c "cxrstream <'$TMP/s' | sed -n 2p | jq -c '[.tensors.latent.shape, .meta.height, .meta.width]'"
+  run -0 bash -c "cxrstream <'$TMP/s' | sed -n 2p | jq -c '[.tensors.latents.shape, .meta.height, .meta.width]'"
   assert_output '[[4,24,24],96,96]'
   head -1 "$REPORTS" | rep2lat -q -m "$TMP/m" --width 64 >"$TMP/s"
-  run -0 bash -c "cxrstream <'$TMP/s' | sed -n 2p | jq -c '[.tensors.latent.shape, .meta.height, .meta.width]'"
+  run -0 bash -c "cxrstream <'$TMP/s' | sed -n 2p | jq -c '[.tensors.latents.shape, .meta.height, .meta.width]'"
   assert_output '[[4,24,16],96,64]'
   # Without vae/config.json the scale is 8, as diffusers has it.
   rm "$TMP/m/vae/config.json"
   head -1 "$REPORTS" | rep2lat -q -m "$TMP/m" >"$TMP/s"
-  run -0 bash -c "cxrstream <'$TMP/s' | sed -n 2p | jq -c '[.tensors.latent.shape, .meta.height]'"
+  run -0 bash -c "cxrstream <'$TMP/s' | sed -n 2p | jq -c '[.tensors.latents.shape, .meta.height]'"
   assert_output '[[4,24,24],192]'
   # A unet made for another text encoder is refused.
   echo '{"sample_size": 24, "cross_attention_dim": 768}' >"$TMP/m/unet/config.json"

@@ -15,10 +15,21 @@ stderr_has() {
   return 1
 }
 
-# stream FILE [mklatents options]: a latents stream of the 64x64 PNG fixture.
+# stream FILE [mklatents options]: a latents stream of the 128x128 PNG fixture.
 stream() {
   local f=$1; shift
   mklatents --model-path "$SD2" "$@" "$REF" png.lat >"$f"
+}
+
+# pixels_match PNG TENSOR: the PNG's 8-bit samples equal the reference's within
+# 1/255 on at least 99.9 % of samples (issue 5's bound). The decoder's float
+# error (a few 1e-6 against torch) flips a rare value sitting on a .5 rounding
+# boundary; anything larger is a real difference.
+pixels_match() {
+  run -0 pngref cmp "$1" "$REF" "$2" 1
+  echo "# $2: $output" >&3
+  [[ $output =~ samples\ ([0-9]+)\ differ\ ([0-9]+) ]]
+  [ $((BASH_REMATCH[2] * 1000)) -le "${BASH_REMATCH[1]}" ]
 }
 
 # no_files DIR: DIR is empty (no PNG, no temporary file left behind).
@@ -33,9 +44,8 @@ no_files() {
   assert_equal "$stderr" ""
   assert_output "{\"id\": \"p10_s5\", \"path\": \"$TMP/png/p10_s5.png\", \"text\": \"Report p10_s5: small left pleural effusion, no pneumothorax.\", \"model\": \"tiny-sd2\", \"seed\": 1000, \"scheduler\": \"ddim\", \"steps\": 4, \"guidance\": 7.5}"
   run -0 pngref info "$TMP/png/p10_s5.png"
-  assert_output "64x64 c=3 bits=8"
-  run -0 pngref cmp "$TMP/png/p10_s5.png" "$REF" png.rgb8
-  assert_output "samples 12288 differ 0 maxdiff 0"
+  assert_output "128x128 c=3 bits=8"
+  pixels_match "$TMP/png/p10_s5.png" png.rgb8
   run -0 pngref text "$TMP/png/p10_s5.png"
   assert_line "id=p10_s5"
   assert_line "text=Report p10_s5: small left pleural effusion, no pneumothorax."
@@ -58,9 +68,8 @@ no_files() {
   stream "$TMP/s.cxr"
   run -0 --separate-stderr lat2png -q --gray -o "$TMP/g" "$TMP/s.cxr"
   run -0 pngref info "$TMP/g/r1.png"
-  assert_output "64x64 c=1 bits=8"
-  run -0 pngref cmp "$TMP/g/r1.png" "$REF" png.gray8
-  assert_output "samples 4096 differ 0 maxdiff 0"
+  assert_output "128x128 c=1 bits=8"
+  pixels_match "$TMP/g/r1.png" png.gray8
 }
 
 # 16-bit samples resolve 1.5e-5; the decoder differs from torch by up to 3e-6,
@@ -69,16 +78,16 @@ no_files() {
   stream "$TMP/s.cxr"
   run -0 --separate-stderr lat2png -q --depth 16 -o "$TMP/d" "$TMP/s.cxr"
   run -0 pngref info "$TMP/d/r1.png"
-  assert_output "64x64 c=3 bits=16"
+  assert_output "128x128 c=3 bits=16"
   run -0 pngref cmp "$TMP/d/r1.png" "$REF" png.rgb16 1
   echo "# rgb16: $output" >&3
-  [[ $output =~ differ\ ([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -le 246 ]    # <= 2 %
+  [[ $output =~ differ\ ([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -le 983 ]    # <= 2 % of 49152
   run -0 --separate-stderr lat2png -q --depth 16 --gray --force -o "$TMP/d" "$TMP/s.cxr"
   run -0 pngref info "$TMP/d/r1.png"
-  assert_output "64x64 c=1 bits=16"
+  assert_output "128x128 c=1 bits=16"
   run -0 pngref cmp "$TMP/d/r1.png" "$REF" png.gray16 1
   echo "# gray16: $output" >&3
-  [[ $output =~ differ\ ([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -le 82 ]
+  [[ $output =~ differ\ ([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -le 327 ]    # <= 2 % of 16384
 }
 
 @test "file names: unsafe characters become _, one per UTF-8 character; --batch gives the same pixels" {
@@ -92,7 +101,7 @@ no_files() {
   run -0 ls -A "$TMP/o"
   assert_output $'.._up.png\n_n_.x.png\na_b_c.png\nok-1_2.3.png'
   for f in a_b_c _n_.x .._up ok-1_2.3; do
-    run -0 pngref cmp "$TMP/o/$f.png" "$REF" png.rgb8
+    pixels_match "$TMP/o/$f.png" png.rgb8
   done
   [ ! -e "$TMP/up.png" ]
 }
@@ -104,7 +113,7 @@ no_files() {
   stderr_has "names no model folder (meta.model_path); give --model DIR"
   no_files "$TMP/o"
   run -0 --separate-stderr lat2png -q -m "$SD2" -o "$TMP/o" "$TMP/nohdr.cxr"
-  run -0 pngref cmp "$TMP/o/r1.png" "$REF" png.rgb8
+  pixels_match "$TMP/o/r1.png" png.rgb8
   # a lone VAE folder (config.json + weights) works too
   run -0 --separate-stderr lat2png -q --force -m "$SD2/vae" -o "$TMP/o" - <"$TMP/nohdr.cxr"
 }
@@ -118,11 +127,11 @@ no_files() {
   # records go out in order: a is complete (file and manifest line), b untouched
   assert_equal "${#lines[@]}" 1
   assert_line --index 0 --partial "\"path\": \"$TMP/o/a.png\""
-  run -0 pngref cmp "$TMP/o/a.png" "$REF" png.rgb8
+  pixels_match "$TMP/o/a.png" png.rgb8
   assert_equal "$(cat "$TMP/o/b.png")" "old"
   run -0 --separate-stderr lat2png -q --force -o "$TMP/o" "$TMP/s.cxr"
   assert_equal "${#lines[@]}" 2
-  run -0 pngref cmp "$TMP/o/b.png" "$REF" png.rgb8
+  pixels_match "$TMP/o/b.png" png.rgb8
   run -0 ls -A "$TMP/o"
   assert_output $'a.png\nb.png'
 }
@@ -174,7 +183,7 @@ no_files() {
   stream "$TMP/s.cxr"
   run -2 --separate-stderr lat2png -q -m "$TMP/m" -o "$TMP/o" "$TMP/s.cxr"
   assert_output ""
-  stderr_has "decoder.conv_in.weight"
+  stderr_has "decoder.up_blocks.0.resnets.2.norm1.weight"
   no_files "$TMP/o"
 }
 
@@ -187,14 +196,12 @@ no_files() {
 }
 
 @test "--tile: larger images decode in blended tiles as diffusers' tiled_decode; --tile 0 decodes whole" {
-  # two 80x120 images from 20x30 latents of the 4x tiny VAE, in 64-pixel tiles
+  # two 80x120 images from 10x15 latents of the 8x tiny VAE, in 64-pixel tiles
   mklatents --model-path "$SD2" --ids t0,t1 "$REF" tile.lat >"$TMP/t.cxr"
   run -0 --separate-stderr lat2png -q --tile 64 --batch 2 -o "$TMP/t" "$TMP/t.cxr"
   assert_equal "${#lines[@]}" 2
-  run -0 pngref cmp "$TMP/t/t0.png" "$REF" tile.rgb8.0
-  assert_output "samples 28800 differ 0 maxdiff 0"
-  run -0 pngref cmp "$TMP/t/t1.png" "$REF" tile.rgb8.1
-  assert_output "samples 28800 differ 0 maxdiff 0"
+  pixels_match "$TMP/t/t0.png" tile.rgb8.0
+  pixels_match "$TMP/t/t1.png" tile.rgb8.1
   # decoded whole, the tiny random VAE gives another picture (its attention is global)
   run -0 --separate-stderr lat2png -q --tile 0 -o "$TMP/w" "$TMP/t.cxr"
   run -1 pngref cmp "$TMP/w/t0.png" "$REF" tile.rgb8.0

@@ -89,11 +89,11 @@ static void cmdline_parse(struct cmdline *cl, int argc, char **argv) {
     if (optind < argc) die_usage("one input file at most ('%s' is extra)", argv[optind]);
 }
 
-/* The model folder the stream names: header meta "model_dir" (the path
+/* The model folder the stream names: header meta "model_path" (the folder
  * rep2lat was given), else "model" when that is a folder here. */
 static const char *model_from_stream(const stream_header *h) {
     const json_t *meta = h->rec.meta;
-    const char *keys[] = {"model_dir", "model"};
+    const char *keys[] = {"model_path", "model"};
     const char *named = NULL;
     for (int k = 0; k < 2; k++) {
         const json_t *v = meta ? json_object_get(meta, keys[k]) : NULL;
@@ -113,7 +113,6 @@ static const char *model_from_stream(const stream_header *h) {
 struct rec_view {
     tensor *cond;      /* [T, D] */
     tensor *latents;   /* [C, H, W] */
-    const char *lat_name;
     int has_seed;
     uint64_t seed;
 };
@@ -130,9 +129,8 @@ static void check_record(record *rec, struct rec_view *v, const unet_info *ui, c
     if (uncond && v->cond->shape[0] != uncond->shape[0])
         die("%s: cond has %lld tokens but the header's uncond has %lld", where, (long long)v->cond->shape[0],
             (long long)uncond->shape[0]);
-    v->lat_name = record_find_tensor(rec, "latents") ? "latents" : record_find_tensor(rec, "latent") ? "latent" : NULL;
-    if (!v->lat_name) die("%s: no \"latents\" tensor (the initial noise rep2lat draws)", where);
-    v->latents = record_require_tensor(rec, v->lat_name, DTYPE_F32, 3, NULL);
+    if (!record_find_tensor(rec, "latents")) die("%s: no \"latents\" tensor (the initial noise rep2lat draws)", where);
+    v->latents = record_require_tensor(rec, "latents", DTYPE_F32, 3, NULL);
     const int64_t *sh = v->latents->shape;
     if (sh[0] != ui->in_channels)
         die("%s: latents are [%lld, %lld, %lld] but the UNet of %s takes %d channels", where, (long long)sh[0],
@@ -272,8 +270,6 @@ int main(int argc, char **argv) {
         for (int b = 0; b < n; b++) {
             record *r = &recs[b];
             tensor_free(record_take_tensor(r, "cond"));
-            if (strcmp(views[b].lat_name, "latents"))
-                record_add_tensor(r, "latents", record_take_tensor(r, views[b].lat_name));
             json_object_set_new(r->meta, "scheduler", json_string(sched_name));
             json_object_set_new(r->meta, "steps", json_integer(cl.steps));
             json_object_set_new(r->meta, "guidance", json_real(cl.guidance));

@@ -301,7 +301,7 @@ static void encode_and_write(struct pending *p) {
             tensor_free(lat);
             lat = f;
         }
-        record_add_tensor(rec, "latent", lat);
+        record_add_tensor(rec, "latents", lat);
         stream_write_record(p->out, rec);
         record_free(rec);
         free(r->id), free(r->text);

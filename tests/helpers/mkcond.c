@@ -1,6 +1,6 @@
 /* mkcond — writes a small "conditioning" stream as rep2lat does, for the
  * denoise tests (tests/50-denoise.bats): header tensor uncond [T, D] and meta
- * model_dir, records with cond [T, D], latents [C, H, W] (the raw noise of
+ * model_path, records with cond [T, D], latents [C, H, W] (the raw noise of
  * torch.Generator().manual_seed(seed)) and meta seed/model. Options vary one
  * thing at a time so each error path can be reached:
  *   mkcond [-n RECORDS] [-D WIDTH] [-T TOKENS] [-C CHANNELS] [-H H] [-W W]
@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
     stream_writer *w = stream_writer_open(stdout, "stdout");
     stream_header h;
     stream_header_init(&h, kind, "mkcond " SYNTHCXR_VERSION);
-    if (model) json_object_set_new(h.rec.meta, "model_dir", json_string(model));
+    if (model) json_object_set_new(h.rec.meta, "model_path", json_string(model));
     json_object_set_new(h.rec.meta, "model", json_string("tiny"));
     if (!no_uncond) {
         tensor *u = tensor_new_f32(2, (int64_t[]){T, D});

@@ -5,7 +5,7 @@ forward outputs for seeded inputs at several timesteps.
         CrossAttnDownBlock2D + DownBlock2D, cross_attention_dim 32.
         Saved as tests/fixtures/models/tiny-sd1/unet/.
   sd2   SD 2.x-like: use_linear_projection, attention_head_dim a list,
-        upcast_attention, cross_attention_dim 48. tests/fixtures/models/tiny-sd2/unet/.
+        upcast_attention, cross_attention_dim 16 (the tiny SD 2 text width). tests/fixtures/models/tiny-sd2/unet/.
   deep  three resolution levels, layers_per_block 2, transformer_layers_per_block 2,
         CrossAttn/CrossAttn/Down, flip_sin_to_cos False and freq_shift 1 (the
         non-SD branches of the timestep embedding). tests/fixtures/unet-deep/unet/.
@@ -35,7 +35,7 @@ CONFIGS = {
         block_out_channels=(16, 32), layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        attention_head_dim=[2, 4], cross_attention_dim=48, norm_num_groups=8,
+        attention_head_dim=[2, 4], cross_attention_dim=16, norm_num_groups=8,
         use_linear_projection=True, upcast_attention=True,
     ),
     "deep": dict(

@@ -3,8 +3,8 @@
 Builds two tiny random diffusers AutoencoderKL models, seeded, with every
 weight re-initialised (GroupNorm scales and all biases included, which
 diffusers initialises to ones and zeros, so a mixed-up scale or bias shows):
-  tiny-sd1: block_out_channels (32, 64),     layers_per_block 1, 8 groups
-  tiny-sd2: block_out_channels (16, 32, 32), layers_per_block 2, 8 groups
+  tiny-sd1: block_out_channels (16, 32, 32, 32), layers_per_block 1, 8 groups (scale 8, as SD)
+  tiny-sd2: block_out_channels (16, 16, 32, 32), layers_per_block 2, 8 groups (scale 8, as SD)
 both latent_channels 4, scaling_factor 0.18215 (as SD 1.x and SD 2.x).
 Each is saved with save_pretrained into tests/fixtures/models/<name>/vae/
 (the other parts of those folders come from other oracle scripts).
@@ -41,8 +41,8 @@ from oracle_util import FIXTURES, save
 torch.manual_seed(20261128)
 
 CONFIGS = {
-    "sd1": dict(block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8),
-    "sd2": dict(block_out_channels=(16, 32, 32), layers_per_block=2, norm_num_groups=8),
+    "sd1": dict(block_out_channels=(16, 32, 32, 32), layers_per_block=1, norm_num_groups=8),
+    "sd2": dict(block_out_channels=(16, 16, 32, 32), layers_per_block=2, norm_num_groups=8),
 }
 
 
@@ -111,15 +111,15 @@ with torch.no_grad():
             t["png.gray8"] = torch.from_numpy(gray8.copy())
             t["png.rgb16"] = torch.from_numpy(rgb16.astype(np.int32))
             t["png.gray16"] = torch.from_numpy(gray16.astype(np.int32))
-            # tiled decoding (AutoencoderKL.tiled_decode) with 64-pixel tiles (16 latents)
+            # tiled decoding (AutoencoderKL.tiled_decode) with 64-pixel tiles (8 latents)
             vae.enable_tiling()
             vae.tile_sample_min_size = 64
-            vae.tile_latent_min_size = 16
-            lat = torch.randn(2, 4, 20, 30)
+            vae.tile_latent_min_size = 8
+            lat = torch.randn(2, 4, 10, 15)
             yt = vae.decode(lat / sf).sample
             vae.disable_tiling()
             yw = vae.decode(lat / sf).sample
-            print(f"  tiled [2,4,20,30] -> {list(yt.shape)}: differs from whole decoding by {(yt - yw).abs().max():.3f}")
+            print(f"  tiled [2,4,10,15] -> {list(yt.shape)}: differs from whole decoding by {(yt - yw).abs().max():.3f}")
             t["tile.lat"] = lat
             t["tile.out"] = yt
             imgs = proc.postprocess(yt, output_type="np")

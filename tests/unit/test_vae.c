@@ -1,7 +1,7 @@
 /* test_vae.c — the VAE decoder against diffusers (tests/oracle/make_vae.py):
  * two tiny random AutoencoderKLs (tests/fixtures/models/tiny-sd{1,2}/vae),
  * decode(latents / scaling_factor).sample for latents [1,4,8,8] and
- * [2,4,6,10] and [1,4,16,16], and tiled decoding (tiled_decode) of [2,4,20,30],
+ * [2,4,6,10] and [1,4,16,16], and tiled decoding (tiled_decode) of [2,4,10,15],
  * to 1e-4 of the output scale; then the loader:
  * config values honoured (scaling_factor, use_post_quant_conv), old attention
  * names, and each unsupported config, missing or mis-shaped tensor an error
@@ -51,8 +51,8 @@ static void test_sd1_parity(void) {
     st_file *ref = st_open(fixture_path("vae_ref.safetensors"));
     vae_decoder *v = vae_load_dir(SD1);
     const vae_config *c = vae_get_config(v);
-    EXPECT(c->n_blocks == 2 && c->block_out[0] == 32 && c->block_out[1] == 64 && c->layers_per_block == 1 &&
-               c->groups == 8 && c->latent_channels == 4 && vae_upscale(v) == 2,
+    EXPECT(c->n_blocks == 4 && c->block_out[0] == 16 && c->block_out[1] == 32 && c->block_out[3] == 32 &&
+               c->layers_per_block == 1 && c->groups == 8 && c->latent_channels == 4 && vae_upscale(v) == 8,
            "tiny-sd1 config as the oracle made it");
     EXPECT(c->scaling_factor == 0.18215f, "scaling_factor %g", (double)c->scaling_factor);
     check_decode(v, ref, "sd1.lat1", "sd1.out1");
@@ -65,7 +65,7 @@ static void test_sd2_parity(void) {
     st_file *ref = st_open(fixture_path("vae_ref.safetensors"));
     vae_decoder *v = vae_load_dir(SD2);
     const vae_config *c = vae_get_config(v);
-    EXPECT(c->n_blocks == 3 && c->layers_per_block == 2 && vae_upscale(v) == 4, "tiny-sd2 config");
+    EXPECT(c->n_blocks == 4 && c->layers_per_block == 2 && vae_upscale(v) == 8, "tiny-sd2 config");
     check_decode(v, ref, "sd2.lat1", "sd2.out1");
     check_decode(v, ref, "sd2.lat2", "sd2.out2");
     check_decode(v, ref, "png.lat", "png.out");
@@ -74,8 +74,8 @@ static void test_sd2_parity(void) {
 }
 
 /* The same answer on one thread as on all (the kernels split work differently). */
-/* diffusers' tiled_decode with 64-pixel tiles: [2,4,20,30] latents -> 80x120
- * images from 2 x 3 tiles per image (a tile every 12 latents), blended and cropped. */
+/* diffusers' tiled_decode with 64-pixel tiles: [2,4,10,15] latents -> 80x120
+ * images from 2 x 3 tiles per image (a tile every 6 latents), blended and cropped. */
 static void test_tiled(void) {
     st_file *ref = st_open(fixture_path("vae_ref.safetensors"));
     vae_decoder *v = vae_load_dir(SD2);
@@ -85,7 +85,7 @@ static void test_tiled(void) {
     size_t n = (size_t)2 * 3 * 80 * 120;
     float *out = xmalloc(n * sizeof(float));
     double t0 = now();
-    vae_decode_tiled(v, out, z, 2, 20, 30, 64);
+    vae_decode_tiled(v, out, z, 2, 10, 15, 64);
     double dt = now() - t0;
     tensor *want = st_load_f32(ref, "tile.out", -1, NULL);
     double maxerr = 0;
@@ -94,8 +94,8 @@ static void test_tiled(void) {
     expect_close_fixture(ref, "tile.out", out, n, 1e-4);
     /* tile_px 0, or a tile as large as the image: whole decoding, not the fixture */
     float *whole = xmalloc(n * sizeof(float)), *big = xmalloc(n * sizeof(float));
-    vae_decode(v, whole, z, 2, 20, 30);
-    vae_decode_tiled(v, big, z, 2, 20, 30, 128);
+    vae_decode(v, whole, z, 2, 10, 15);
+    vae_decode_tiled(v, big, z, 2, 10, 15, 128);
     EXPECT(!memcmp(whole, big, n * sizeof(float)), "a tile larger than the image decodes whole");
     double d = 0;
     for (size_t i = 0; i < n; i++) d = fmax(d, fabs(whole[i] - out[i]));
@@ -247,7 +247,7 @@ static float *decode_lat2(const vae_decoder *v, const st_file *ref, size_t *n) {
     tensor *l = st_load_f32(ref, "sd1.lat2", -1, NULL);
     float *z = l->data;
     for (int64_t i = 0; i < tensor_numel(l); i++) z[i] /= 0.18215f;
-    *n = (size_t)2 * 3 * 12 * 20;
+    *n = (size_t)2 * 3 * 48 * 80; /* [2,4,6,10] latents, the VAE scales by 8 */
     float *out = xmalloc(*n * sizeof(float));
     vae_decode(v, out, z, 2, 6, 10);
     tensor_free(l);
@@ -334,14 +334,14 @@ static void test_refusals(void) {
                    "decoder.up_blocks.0.upsamplers.0.conv.bias");
     expect_refused("shape", &(edit){.bad_shape = "decoder.up_blocks.1.resnets.1.conv2.weight"},
                    "decoder.up_blocks.1.resnets.1.conv2.weight");
-    expect_refused("up_type", &(edit){.config_json = "{\"up_block_types\": [\"UpDecoderBlock2D\", \"AttnUpDecoderBlock2D\"]}"},
+    expect_refused("up_type", &(edit){.config_json = "{\"up_block_types\": [\"UpDecoderBlock2D\", \"AttnUpDecoderBlock2D\", \"UpDecoderBlock2D\", \"UpDecoderBlock2D\"]}"},
                    "up_block_types[1] is AttnUpDecoderBlock2D");
     expect_refused("act", &(edit){.config_json = "{\"act_fn\": \"gelu\"}"}, "act_fn \"gelu\"");
     expect_refused("shift", &(edit){.config_json = "{\"shift_factor\": 0.0609}"}, "shift_factor is set");
     expect_refused("groups", &(edit){.config_json = "{\"norm_num_groups\": 5}"}, "norm_num_groups 5 does not divide");
     expect_refused("class", &(edit){.config_json = "{\"_class_name\": \"AutoencoderTiny\"}"}, "AutoencoderTiny");
     /* block_out_channels that do not match the weights: a shape error naming a tensor */
-    expect_refused("channels", &(edit){.config_json = "{\"block_out_channels\": [32, 32]}"}, "decoder.conv_in.weight");
+    expect_refused("channels", &(edit){.config_json = "{\"block_out_channels\": [64, 64, 64, 64]}"}, "decoder.conv_in.weight");
     /* layers_per_block 2 needs resnets.2 that tiny-sd1 lacks */
     expect_refused("layers", &(edit){.config_json = "{\"layers_per_block\": 2}"}, "resnets.2");
     expect_dies("no folder", load_dies, (void *)"/nonexistent/vae", 2, "not a model folder");
@@ -349,9 +349,9 @@ static void test_refusals(void) {
 
 static void test_scratch_bound(void) {
     vae_decoder *v = vae_load_dir(SD2);
-    /* 3 buffers of the largest activation: after the last upsample, 32 ch at 4x;
+    /* 3 buffers of the largest activation: after the last upsample, 16 ch at 8x;
      * plus q, k, v, tokens at the mid block. */
-    size_t want = (3 * (size_t)32 * 32 * 40 + 4 * (size_t)32 * 8 * 10) * 2 * sizeof(float);
+    size_t want = (3 * (size_t)16 * 64 * 80 + 4 * (size_t)32 * 8 * 10) * 2 * sizeof(float);
     EXPECT(vae_decode_scratch_bytes(v, 2, 8, 10) == want, "scratch %zu, want %zu",
            vae_decode_scratch_bytes(v, 2, 8, 10), want);
     vae_free(v);

@@ -19,6 +19,7 @@ int progress_force_tty = -1;
 
 #define TTY_INTERVAL 0.2    /* at most 5 redraws a second */
 #define PLAIN_INTERVAL 10.0 /* a plain line at least this often */
+#define PLAIN_MIN_GAP 2.0   /* and a 10 % line no more often than this */
 #define BAR_WIDTH 24
 
 void progress_start(progress *p, const char *label, int64_t total, const char *unit) {
@@ -104,9 +105,11 @@ void progress_update(progress *p, int64_t done) {
         if (now - p->t_last >= TTY_INTERVAL || !p->drawn) draw(p, now, 0);
         return;
     }
-    /* Plain: at each new 10 % step (not at 100 %: the final line says it), or after 10 s. */
+    /* Plain: at each new 10 % step (not at 100 %: the final line says it) once
+     * PLAIN_MIN_GAP has passed since the last line, so work that takes a second
+     * logs only its final line; or after 10 s. */
     int64_t decile = p->total > 0 ? (int64_t)(10.0 * (double)done / (double)p->total) : 0;
-    if (p->total > 0 && decile > p->last_decile && done < p->total) {
+    if (p->total > 0 && decile > p->last_decile && done < p->total && now - p->t_last >= PLAIN_MIN_GAP) {
         p->last_decile = decile;
         draw(p, now, 0);
     } else if (now - p->t_last >= PLAIN_INTERVAL && (p->total <= 0 || done < p->total)) {

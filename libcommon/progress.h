@@ -1,7 +1,8 @@
 /* progress.h — progress of long work on stderr. On a terminal: one line
  * redrawn in place (\r), at most 5 times a second, with a bar, count/total,
  * rate and ETA. Otherwise (a log file, a pipe, GNU parallel): a plain line at
- * every 10 % and at least every 10 s. Both end with a final line. Nothing at
+ * every 10 % (but not within 2 s of the last line) and at least every 10 s.
+ * Both end with a final line. Nothing at
  * all under --quiet (common_quiet).
  *
  *   progress p;

@@ -65,6 +65,26 @@ static void run_steps(void) {
     progress_end(&p);
 }
 
+/* 50 steps in half a second: only the final line in a log. */
+static void run_fast_plain(void) {
+    progress_clock = fake_clock;
+    fake_now = 100;
+    progress p;
+    progress_start(&p, "denoise", 50, "step");
+    for (int i = 1; i <= 50; i++) {
+        fake_now += 0.01;
+        progress_update(&p, i);
+    }
+    progress_end(&p);
+}
+
+static void test_plain_fast_work_logs_once(void) {
+    char *out = capture(run_fast_plain, 0);
+    EXPECT(count(out, "\n") == 1 && strstr(out, "test_progress: denoise: 50/50 step in 0.5 s"),
+           "only the final line; got:\n%s", out);
+    free(out);
+}
+
 static void test_plain_lines(void) {
     char *out = capture(run_steps, 0);
     EXPECT(count(out, "\n") == 10, "9 lines at 10 %% ... 90 %%, then the final one; got:\n%s", out);
@@ -157,6 +177,7 @@ int main(int argc, char **argv) {
     (void)argc;
     prog_init(argv[0]);
     RUN(test_plain_lines);
+    RUN(test_plain_fast_work_logs_once);
     RUN(test_plain_every_10s);
     RUN(test_quiet);
     RUN(test_terminal);

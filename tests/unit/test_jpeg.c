@@ -11,26 +11,6 @@ static const char *img(const char *name) {
     return fixture_path(rel);
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    CHECKF(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    rewind(f);
-    unsigned char *b = xmalloc((size_t)len + 1);
-    CHECK(fread(b, 1, (size_t)len, f) == (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
-static void spit(const char *path, const void *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f);
-    CHECK(fwrite(b, 1, n, f) == n);
-    fclose(f);
-}
-
 /* Same decoder family, same defaults (accurate integer IDCT, fancy
  * upsampling): the pixels must agree exactly. Measured: 0 samples differ in
  * all five files. A later libjpeg-turbo could change rounding in its SIMD
@@ -81,13 +61,13 @@ static void test_bad_files(void) {
     static char path[512];
     snprintf(path, sizeof path, "%s/bad.jpg", unit_tmpdir());
     bad_path = path;
-    spit(path, "", 0);
+    unit_spit(path, "", 0);
     expect_dies("empty file", read_bad, NULL, 2, "bad.jpg: not a JPEG file");
-    spit(path, "GIF89a", 6);
+    unit_spit(path, "GIF89a", 6);
     expect_dies("text", read_bad, NULL, 2, "bad.jpg: not a JPEG file");
     size_t n;
-    unsigned char *png = slurp(img("grey8.png"), &n);
-    spit(path, png, n);
+    unsigned char *png = unit_slurp(img("grey8.png"), &n);
+    unit_spit(path, png, n);
     expect_dies("a PNG", read_bad, NULL, 2, "bad.jpg: not a JPEG file");
     free(png);
     bad_path = "/nonexistent/x.jpg";
@@ -102,10 +82,10 @@ static void test_bad_files(void) {
      * crash or an image padded with grey. */
     const char *files[] = {"rgb420.jpg", "rgb_progressive.jpg", "grey.jpg"};
     for (int k = 0; k < 3; k++) {
-        unsigned char *good = slurp(img(files[k]), &n);
+        unsigned char *good = unit_slurp(img(files[k]), &n);
         int ok = 1;
         for (size_t len = 1; len < n && ok; len += (len < 40 || len > n - 8 ? 1 : 5)) {
-            spit(path, good, len);
+            unit_spit(path, good, len);
             char what[96];
             snprintf(what, sizeof what, "%s cut at %zu of %zu bytes", files[k], len, n);
             ok = expect_dies(what, read_bad, NULL, 2, "bad.jpg: truncated JPEG file");
@@ -116,7 +96,7 @@ static void test_bad_files(void) {
                 good[i + 5] = good[i + 6] = 0;
                 break;
             }
-        spit(path, good, n);
+        unit_spit(path, good, n);
         expect_dies("zero height", read_bad, NULL, 2, "bad.jpg: corrupt JPEG file: ");
         free(good);
     }

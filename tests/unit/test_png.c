@@ -10,26 +10,6 @@
 
 #include <sys/stat.h>
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    CHECKF(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    rewind(f);
-    unsigned char *b = xmalloc((size_t)len + 1);
-    CHECK(fread(b, 1, (size_t)len, f) == (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
-static void spit(const char *path, const void *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f);
-    CHECK(fwrite(b, 1, n, f) == n);
-    fclose(f);
-}
-
 static const char *img(const char *name) {
     char rel[256];
     snprintf(rel, sizeof rel, "images/%s", name);
@@ -273,16 +253,16 @@ static void test_bad_files(void) {
     snprintf(path, sizeof path, "%s/bad.png", unit_tmpdir());
     bad_path = path;
     size_t n;
-    unsigned char *good = slurp(img("rgb8.png"), &n);
+    unsigned char *good = unit_slurp(img("rgb8.png"), &n);
     unsigned char *b = xmalloc(n);
 
-    spit(path, "", 0);
+    unit_spit(path, "", 0);
     expect_dies("empty file", read_bad, NULL, 2, "bad.png: not a PNG file");
-    spit(path, "hello, world\n", 13);
+    unit_spit(path, "hello, world\n", 13);
     expect_dies("text file", read_bad, NULL, 2, "bad.png: not a PNG file");
     size_t jn;
-    unsigned char *jpg = slurp(img("grey.jpg"), &jn);
-    spit(path, jpg, jn);
+    unsigned char *jpg = unit_slurp(img("grey.jpg"), &jn);
+    unit_spit(path, jpg, jn);
     expect_dies("a JPEG", read_bad, NULL, 2, "bad.png: not a PNG file");
     free(jpg);
     bad_path = "/nonexistent/x.png";
@@ -292,7 +272,7 @@ static void test_bad_files(void) {
     /* Cut anywhere: always "truncated", never a crash or a partial image. */
     int cut_ok = 1;
     for (size_t len = 1; len < n && cut_ok; len += (len < 64 ? 1 : 7)) {
-        spit(path, good, len);
+        unit_spit(path, good, len);
         char what[64];
         snprintf(what, sizeof what, "cut at %zu of %zu bytes", len, n);
         cut_ok = expect_dies(what, read_bad, NULL, 2, "bad.png: truncated PNG file");
@@ -305,32 +285,32 @@ static void test_bad_files(void) {
                         good[idat + 3];
     memcpy(b, good, n);
     b[idat + 8 + idat_len] ^= 0x55;
-    spit(path, b, n);
+    unit_spit(path, b, n);
     expect_dies("IDAT CRC", read_bad, NULL, 2, "bad.png: corrupt PNG file: IDAT: CRC error");
     /* Damaged data (zlib notices before the CRC is read), then with a valid CRC. */
     memcpy(b, good, n);
     b[idat + 8 + 5] ^= 0x55;
-    spit(path, b, n);
+    unit_spit(path, b, n);
     expect_dies("IDAT data", read_bad, NULL, 2, "bad.png: corrupt PNG file: ");
     fix_crc(b, idat);
-    spit(path, b, n);
+    unit_spit(path, b, n);
     expect_dies("IDAT data", read_bad, NULL, 2, "bad.png: corrupt PNG file: ");
     /* A zero width in IHDR (valid CRC). */
     memcpy(b, good, n);
     memset(b + 16, 0, 4);
     fix_crc(b, 8);
-    spit(path, b, n);
+    unit_spit(path, b, n);
     expect_dies("zero width", read_bad, NULL, 2, "bad.png: corrupt PNG file: ");
     /* A bad colour type / depth combination. */
     memcpy(b, good, n);
     b[24] = 3, b[25] = 2; /* RGB at 3 bits */
     fix_crc(b, 8);
-    spit(path, b, n);
+    unit_spit(path, b, n);
     expect_dies("bad depth", read_bad, NULL, 2, "bad.png: corrupt PNG file: ");
     /* Garbage after a valid signature. */
     memcpy(b, good, 8);
     for (size_t i = 8; i < n; i++) b[i] = (unsigned char)(i * 131);
-    spit(path, b, n);
+    unit_spit(path, b, n);
     expect_dies("garbage", read_bad, NULL, 2, "bad.png: ");
     free(b);
     free(good);

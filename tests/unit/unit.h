@@ -85,6 +85,30 @@ static const char *unit_tmpdir(void) {
     return dir;
 }
 
+/* A whole file in fresh memory (one spare byte at the end); dies if unreadable. */
+static unsigned char *unit_slurp(const char *path, size_t *n) __attribute__((unused));
+static unsigned char *unit_slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    CHECKF(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    rewind(f);
+    unsigned char *b = xmalloc((size_t)len + 1);
+    CHECK(fread(b, 1, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+/* Writes n bytes to path (test inputs such as cut or damaged files). */
+static void unit_spit(const char *path, const void *b, size_t n) __attribute__((unused));
+static void unit_spit(const char *path, const void *b, size_t n) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f);
+    CHECK(fwrite(b, 1, n, f) == n);
+    fclose(f);
+}
+
 /* Compare got against want (n floats): no NaN/inf, and
  * max |got - want| <= tol * scale, where scale = max |want| (1 if all zero).
  * Prints the figures on failure; returns 1 when it passes. */

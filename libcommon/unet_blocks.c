@@ -41,7 +41,9 @@ float *unet_arena_alloc(unet_arena *a, size_t n) {
         if (a->cur < a->n) a->c[a->cur].used = 0;
     }
     if (a->cur == a->n) {
-        size_t cap = n;
+        /* at least 1 MiB, and no smaller than the last chunk, so a first call
+         * makes a handful of chunks, not one per buffer */
+        size_t cap = n > ((size_t)1 << 18) ? n : (size_t)1 << 18;
         if (a->n && a->c[a->n - 1].cap > cap) cap = a->c[a->n - 1].cap;
         a->c = xrealloc(a->c, (size_t)(a->n + 1) * sizeof *a->c);
         a->c[a->n].p = xmalloc_aligned(cap * sizeof(float));

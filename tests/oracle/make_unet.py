@@ -6,9 +6,13 @@ forward outputs for seeded inputs at several timesteps.
         Saved as tests/fixtures/models/tiny-sd1/unet/.
   sd2   SD 2.x-like: use_linear_projection, attention_head_dim a list,
         upcast_attention, cross_attention_dim 16 (the tiny SD 2 text width). tests/fixtures/models/tiny-sd2/unet/.
-  deep  three resolution levels, layers_per_block 2, transformer_layers_per_block 2,
+  deep  three resolution levels, layers_per_block 2,
         CrossAttn/CrossAttn/Down, flip_sin_to_cos False and freq_shift 1 (the
         non-SD branches of the timestep embedding). tests/fixtures/unet-deep/unet/.
+  misc  the rarer keys: in/out channels 9/8, center_input_sample, per-block lists
+        for layers_per_block / attention_head_dim / transformer_layers_per_block,
+        mid_block_scale_factor, conv_in/out kernels 5/1, norm_eps; saved in
+        shards (a shard index). tests/fixtures/unet-misc/unet/.
 diffusers zero-initialises nothing in this UNet by default, but its inits leave
 norms at 1/0 and biases at 0; every parameter is redrawn here (weights ~
 N(0, 1/fan_in), biases and norm offsets ~ N(0, 0.1^2), norm scales 1 + N(0, 0.1^2))
@@ -44,13 +48,23 @@ CONFIGS = {
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         attention_head_dim=2, cross_attention_dim=32, norm_num_groups=8,
-        transformer_layers_per_block=2, flip_sin_to_cos=False, freq_shift=1,
+        flip_sin_to_cos=False, freq_shift=1,
+    ),
+    "misc": dict(
+        sample_size=8, in_channels=9, out_channels=8, center_input_sample=True,
+        block_out_channels=(8, 16), layers_per_block=[1, 2],
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        attention_head_dim=[1, 2], transformer_layers_per_block=[2, 1], cross_attention_dim=16,
+        norm_num_groups=4, norm_eps=1e-6, mid_block_scale_factor=1.414, conv_in_kernel=5,
+        conv_out_kernel=1, use_linear_projection=True,
     ),
 }
 FOLDERS = {
     "sd1": "models/tiny-sd1/unet",
     "sd2": "models/tiny-sd2/unet",
     "deep": "unet-deep/unet",
+    "misc": "unet-misc/unet",
 }
 # (case name, batch, H, W, timesteps): integer t as the PNDM/DDIM pipelines
 # pass them, fractional ones as Euler-type schedulers do.
@@ -61,6 +75,7 @@ CASES = {
             ("b2", 2, 8, 8, [981.0, 0.5]), ("big", 1, 16, 16, [750.0])],
     "deep": [("t999", 1, 16, 16, [999.0]), ("t1", 1, 16, 16, [1.0]),
              ("b2", 2, 16, 16, [500.0, 120.75]), ("tall", 1, 16, 8, [333.0])],
+    "misc": [("b2", 2, 8, 12, [999.0, 3.0])],
 }
 
 
@@ -87,14 +102,15 @@ def main():
         model = UNet2DConditionModel(**kw).eval()
         reinit(model, gen)
         folder = os.path.join(FIXTURES, FOLDERS[cfg])
-        model.save_pretrained(folder, safe_serialization=True)
+        # misc is written in shards, to exercise the shard index
+        model.save_pretrained(folder, safe_serialization=True, max_shard_size="150KB" if cfg == "misc" else "10GB")
         for f in os.listdir(folder):
             total += os.path.getsize(os.path.join(folder, f))
         with open(os.path.join(folder, "config.json")) as f:
             assert json.load(f)["cross_attention_dim"] == kw["cross_attention_dim"]
         dctx = kw["cross_attention_dim"]
         for case, b, h, w, ts in CASES[cfg]:
-            sample = torch.randn(b, 4, h, w, generator=gen)
+            sample = torch.randn(b, kw["in_channels"], h, w, generator=gen)
             enc = torch.randn(b, 77, dctx, generator=gen)
             tt = torch.tensor(ts, dtype=torch.float32)
             with torch.no_grad():

@@ -1,7 +1,7 @@
 /* test_unet.c — the C UNet2DConditionModel against diffusers 0.42: three tiny
  * random UNets (tests/oracle/make_unet.py: SD1-like, SD2-like, and a deep one
  * with three levels and two layers per block) loaded from their save_pretrained
- * folders and run on the inputs in unet_ref.safetensors, outputs compared to
+ * folders (plus a fourth with the rarer config keys) and run on the inputs in unet_ref.safetensors, outputs compared to
  * 1e-4 of their scale; then the config refusals and weight errors. */
 #include "unit.h"
 #include "diffusers.h"
@@ -20,12 +20,14 @@ static double now(void) {
 }
 
 /* Runs every case "<cfg>.<case>.*" of the fixture through the model in dir. */
-static void check_config(const char *cfg, const char *dir, int ctx, const char *const *cases, int n_cases) {
+static void check_config(const char *cfg, const char *dir, int cin, int cout, int ctx, const char *const *cases,
+                         int n_cases) {
     char path[4200];
     snprintf(path, sizeof path, "%s", fixture_path(dir));
     unet_model *m = unet_load_dir(path);
     const unet_info *in = unet_get_info(m);
-    EXPECT(in->in_channels == 4 && in->out_channels == 4, "channels %d %d", in->in_channels, in->out_channels);
+    EXPECT(in->in_channels == cin && in->out_channels == cout, "channels %d %d", in->in_channels,
+           in->out_channels);
     EXPECT(in->cross_attention_dim == ctx, "cross_attention_dim %d", in->cross_attention_dim);
     for (int i = 0; i < n_cases; i++) {
         char name[128];
@@ -38,7 +40,7 @@ static void check_config(const char *cfg, const char *dir, int ctx, const char *
         snprintf(name, sizeof name, "%s.%s.enc", cfg, cases[i]);
         tensor *enc = st_load_f32(ref, name, -1, NULL);
         int T = (int)enc->shape[1];
-        size_t n = (size_t)B * 4 * H * W;
+        size_t n = (size_t)B * cout * H * W;
         float *out = xmalloc(n * sizeof(float));
         unet_forward(m, out, sample->data, t->data, enc->data, B, H, W, T);
         snprintf(name, sizeof name, "%s.%s.out", cfg, cases[i]);
@@ -72,15 +74,22 @@ static void check_config(const char *cfg, const char *dir, int ctx, const char *
 
 static void test_sd1(void) {
     const char *cases[] = {"t999", "t500", "t1", "b2", "wide"};
-    check_config("sd1", "models/tiny-sd1/unet", 32, cases, 5);
+    check_config("sd1", "models/tiny-sd1/unet", 4, 4, 32, cases, 5);
 }
 static void test_sd2(void) {
     const char *cases[] = {"t999", "t500", "t1", "b2", "big"};
-    check_config("sd2", "models/tiny-sd2/unet", 16, cases, 5);
+    check_config("sd2", "models/tiny-sd2/unet", 4, 4, 16, cases, 5);
 }
 static void test_deep(void) {
     const char *cases[] = {"t999", "t1", "b2", "tall"};
-    check_config("deep", "unet-deep/unet", 32, cases, 4);
+    check_config("deep", "unet-deep/unet", 4, 4, 32, cases, 4);
+}
+
+/* in/out channels 9/8, center_input_sample, per-block lists, mid_block_scale_factor,
+ * conv kernels 5/1, weights in three shards */
+static void test_misc(void) {
+    const char *cases[] = {"b2"};
+    check_config("misc", "unet-misc/unet", 9, 8, 16, cases, 1);
 }
 
 /* Loaded through the pipeline resolver as the denoiser will. */
@@ -180,6 +189,7 @@ int main(void) {
     RUN(test_sd1);
     RUN(test_sd2);
     RUN(test_deep);
+    RUN(test_misc);
     RUN(test_info);
     RUN(test_refusals);
     RUN(test_weight_errors);

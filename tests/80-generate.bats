@@ -132,13 +132,18 @@ gen() {
   [[ $stderr == "rep2lat: --shard: '3' is not K/N"* ]]
 }
 
-@test "rep2lat --skip-existing DIR: looks for lat2png's file name of each id" {
+@test "rep2lat --skip-existing DIR: looks for lat2png's file name of each id, made for that id" {
   local m="$FIXTURES/models/tiny-sd1"
-  mkdir "$TMP/d"
-  touch "$TMP/d/demo03.png" "$TMP/d/12.png" "$TMP/d/demo04"
-  printf '%s\n' '{"id": "a b/c", "text": "x"}' '{"id": "a b", "text": "y"}' >>"$TMP/r.jsonl"
-  touch "$TMP/d/a_b_c.png"
+  printf '%s\n' '{"id": "a b/c", "text": "x"}' '{"id": "a b", "text": "y"}' >"$TMP/r.jsonl"
   cat "$ROOT/examples/reports.jsonl" "$TMP/r.jsonl" >"$TMP/all.jsonl"
+  # real images for demo03, "a b/c" and 12 (the report without an id, line 12)
+  { sed -n 3p "$ROOT/examples/reports.jsonl"; sed -n 1p "$TMP/r.jsonl"; } >"$TMP/some.jsonl"
+  rep2lat -q -m "$m" "$TMP/some.jsonl" | denoise -q --steps 1 | lat2png -q -o "$TMP/d" >/dev/null
+  rep2lat -q -m "$m" "$ROOT/examples/reports.jsonl" | denoise -q --steps 1 | lat2png -q -o "$TMP/e" >/dev/null
+  mv "$TMP/e/12.png" "$TMP/d/12.png"
+  touch "$TMP/d/demo04"
+  run -0 ls "$TMP/d"
+  assert_output "$(printf '%s\n' 12.png a_b_c.png demo03.png demo04)"
   run -0 --separate-stderr rep2lat --skip-existing "$TMP/d" -m "$m" "$TMP/all.jsonl"
   [[ $stderr == *"rep2lat: 3 report(s) skipped: their PNG is in $TMP/d"* ]]
   rep2lat -q --skip-existing "$TMP/d" -m "$m" "$TMP/all.jsonl" >"$TMP/s.cxr"
@@ -150,4 +155,12 @@ gen() {
   assert_output --partial '"id":"demo04"'
   assert_output --partial '"id":"a b"'
   [[ ${lines[13]} == *'"id":"a b"'*'"seed":15,'* ]]
+  # a_b.png made for another id ("a_b") is not the image of "a b": an error
+  echo '{"id": "a_b", "text": "z"}' | rep2lat -q -m "$m" | denoise -q --steps 1 | lat2png -q -o "$TMP/d" >/dev/null
+  run -2 --separate-stderr rep2lat -q --skip-existing "$TMP/d" -m "$m" "$TMP/r.jsonl"
+  [[ $stderr == "rep2lat: $TMP/r.jsonl: line 2: the PNG of id \"a b\", $TMP/d/a_b.png, was made for id \"a_b\"" ]]
+  # a file that is not a PNG
+  echo x >"$TMP/d/a_b.png"
+  run -2 --separate-stderr rep2lat -q --skip-existing "$TMP/d" -m "$m" "$TMP/r.jsonl"
+  [[ $stderr == *"$TMP/d/a_b.png"* ]]
 }

@@ -408,6 +408,22 @@ static void add_report(struct pending *p, const json_t *j, long line) {
         char *path = xasprintf("%s/%s", p->cl->skip_dir, name);
         struct stat st;
         out = stat(path, &st) == 0;
+        if (out) {
+            /* another id may give the same name ("a b" and "a_b"): only the
+             * image made for this id counts (lat2png writes it as tEXt "id") */
+            pngio_image *im = pngio_read(path);
+            const char *made_for = pngio_text_get(im, "id");
+            if (!made_for || strcmp(made_for, id)) {
+                char msg[1024];
+                snprintf(msg, sizeof msg, "%s: line %ld: the PNG of id \"%.200s\", %.300s, was made for %s%.200s%s",
+                         p->src, line, id, path, made_for ? "id \"" : "", made_for ? made_for : "no id (no id text chunk)",
+                         made_for ? "\"" : "");
+                pngio_image_free(im);
+                free(text), free(id), free(name), free(path);
+                fail(p, "%s", msg);
+            }
+            pngio_image_free(im);
+        }
         p->have_png += out;
         free(name), free(path);
     }

@@ -22,12 +22,16 @@ pixels_match() {
 }
 
 # e2e MODEL SCHEDULER: the chain as a user runs it, 5 steps, guidance 7.5,
-# seeds 42, 43, 44 (rep2lat --seed 42), against the pipeline's images.
+# seeds 42, 43, 44 (rep2lat --seed 42), against the pipeline's images (and its
+# final latents, which say where a difference starts).
 e2e() {
   local m=$1 s=$2 id
   rep2lat -q --seed 42 -m "$FIXTURES/models/$m" "$REPORTS" \
-    | denoise -q --scheduler "$s" --steps 5 --guidance 7.5 \
+    | denoise -q --scheduler "$s" --steps 5 --guidance 7.5 | tee "$TMP/final.cxr" \
     | lat2png -q -o "$TMP/png" >"$TMP/manifest.jsonl"
+  # the final latents too, within denoise's bound (denoise(1), STATUS)
+  run -0 cmplat "$TMP/final.cxr" "$REF" "$m.$s.latents" 1e-3
+  echo "# latents: $output" >&3
   run -0 wc -l <"$TMP/manifest.jsonl"
   assert_output 3
   for id in demo06 demo07 demo11; do

@@ -4,6 +4,7 @@
 #   make check      install missing Debian packages, build, run all tests
 #   make check-gpu  CUDA ops against their CPU twins (skipped without a GPU)
 #   make bench      kernel benchmarks (figures as JSON in bench-out/)
+#   make demo       images from examples/reports.jsonl into demo-out/ (MODEL=DIR for a real model)
 #   make install PREFIX=/usr/local    make man-lint
 
 PREFIX   ?= /usr/local
@@ -116,13 +117,21 @@ check-gpu:
 bench: $(PROGS) $(BENCH)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) bench/run.sh
 
-# demo: the generation pipeline on examples/ — its core arrives with issue #5.
+# demo: examples/reports.jsonl through rep2lat | denoise | lat2png
+# (pipelines/generate.mk) with the bundled tiny random-weight model, or
+# MODEL=/path/to/roentgen; images and manifest.jsonl in demo-out/<model>/.
+# A re-run makes only the images that are missing (rm -rf demo-out to redo).
+MODEL    ?= examples/tiny-model
+STEPS    ?= 25
+JOBS     ?= 2
 demo:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
-	@echo "make demo: rep2lat | denoise | lat2png on examples/reports.jsonl arrives with issue #5;" >&2
-	@echo "make demo: the programs are built in $(BINDIR)/ but cannot generate images yet" >&2
-	@exit 2
+	@$(MAKE) --no-print-directory -f pipelines/generate.mk BINDIR=$(BINDIR) MODEL="$(MODEL)" \
+	  REPORTS=examples/reports.jsonl OUT="demo-out/$(notdir $(patsubst %/,%,$(MODEL)))" JOBS=$(JOBS) STEPS=$(STEPS)
+	@out="demo-out/$(notdir $(patsubst %/,%,$(MODEL)))"; \
+	  echo "make demo: $$(ls "$$out" | grep -c '\.png$$') images from examples/reports.jsonl in $$out/"; \
+	  echo "make demo: manifest (one JSON line per image: id, path, report text, model, seed, ...): $$out/manifest.jsonl"
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5

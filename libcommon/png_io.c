@@ -314,3 +314,23 @@ tensor *pngio_to_f32_chw(const tensor *hwc, int bit_depth) {
         }
     return o;
 }
+
+char *pngio_file_name(const char *id) {
+    char *o = xmalloc(strlen(id) + 5), *p = o;
+    int in_utf8 = 0;
+    for (const unsigned char *s = (const unsigned char *)id; *s; s++) {
+        unsigned char ch = *s;
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+            ch == '_' || ch == '-') {
+            *p++ = (char)ch;
+            in_utf8 = 0;
+        } else if (ch >= 0x80 && ch < 0xc0 && in_utf8) {
+            continue; /* a continuation byte of a character already replaced */
+        } else {
+            *p++ = '_';
+            in_utf8 = ch >= 0xc0;
+        }
+    }
+    strcpy(p, ".png");
+    return o;
+}

@@ -50,6 +50,13 @@ void pngio_image_free(pngio_image *im);                        /* NULL is fine *
 /* The value of the first text chunk with this key, or NULL. */
 const char *pngio_text_get(const pngio_image *im, const char *key);
 
+/* The file name of a record's image, "<id>.png", with every character of id
+ * outside A-Z a-z 0-9 . _ - replaced by '_' (a multi-byte UTF-8 character by
+ * one '_'), so that no id can name a file outside the output folder. One rule
+ * for lat2png, which writes the file, and rep2lat --skip-existing, which looks
+ * for it. Returns a malloc'ed string. */
+char *pngio_file_name(const char *id);
+
 /* Pixels [h, w, c] (u8 or i32 as read) -> a new f32 tensor [c, h, w] in [0, 1]
  * (divided by 255, or 65535 when bit_depth is 16). */
 tensor *pngio_to_f32_chw(const tensor *hwc, int bit_depth);

@@ -105,28 +105,6 @@ static void cmdline_parse(struct cmdline *cl, int argc, char **argv) {
 
 /* ---- file names ------------------------------------------------------------ */
 
-/* "<id>.png" with every character outside A-Z a-z 0-9 . _ - replaced by '_'
- * (a multi-byte UTF-8 character by one '_'), so ids cannot leave --outdir. */
-static char *file_name(const char *id) {
-    char *o = xmalloc(strlen(id) + 5), *p = o;
-    int in_utf8 = 0;
-    for (const unsigned char *s = (const unsigned char *)id; *s; s++) {
-        unsigned char ch = *s;
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-            ch == '_' || ch == '-') {
-            *p++ = (char)ch;
-            in_utf8 = 0;
-        } else if (ch >= 0x80 && ch < 0xc0 && in_utf8) {
-            continue; /* a continuation byte of a character already replaced */
-        } else {
-            *p++ = '_';
-            in_utf8 = ch >= 0xc0;
-        }
-    }
-    strcpy(p, ".png");
-    return o;
-}
-
 /* The names given out in this run (open addressing), to catch two ids that
  * map to one file. */
 typedef struct name_set {
@@ -282,7 +260,7 @@ static char *record_check(run *R, const record *rec, int *h, int *w) {
     /* the messages below are made before what they name is freed: die() exits
      * with nothing of ours left unreachable (clean under LeakSanitizer) */
     static char msg[1024];
-    char *name = file_name(rec->id);
+    char *name = pngio_file_name(rec->id);
     long other = strlen(name) > 255 ? -1 : name_set_add(&R->names, name, rec->index);
     if (other) {
         if (other < 0) snprintf(msg, sizeof msg, "%s: the file name made from the id is longer than 255 bytes", where);

@@ -8,6 +8,7 @@
 #include "common.h"
 #include "diffusers.h"
 #include "json.h"
+#include "png_io.h"
 #include "progress.h"
 #include "rng.h"
 #include "stream.h"
@@ -17,6 +18,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char usage[] =
     "Usage: rep2lat --model DIR [OPTION]... [FILE]\n"
@@ -40,6 +42,9 @@ static const char usage[] =
     "      --batch B             reports per text-encoder pass, 1-1024 (default 1)\n"
     "      --precision P         fp32, fp16 or bf16: weights rounded and latents\n"
     "                            drawn in that type (default fp32)\n"
+    "      --shard K/N           write only records i with i mod N = K-1 (ids and\n"
+    "                            seeds as in the whole file), 1 <= K <= N\n"
+    "      --skip-existing DIR   skip records whose PNG (lat2png's name) is in DIR\n"
     COMMON_HELP
     "\n"
     "Example:\n"
@@ -57,11 +62,13 @@ struct cmdline {
     long clip_skip;
     long batch;
     int precision;         /* index into precisions; -1: fp32 */
+    long shard_k, shard_n; /* --shard K/N; N = 0: every record */
+    const char *skip_dir;  /* --skip-existing DIR, or NULL */
     struct common_opts common;
 };
 
 enum { OPT_FIELD = OPT_COMMON_LAST, OPT_NEGATIVE, OPT_SEED, OPT_HEIGHT, OPT_WIDTH,
-       OPT_CLIP_SKIP, OPT_BATCH, OPT_PRECISION };
+       OPT_CLIP_SKIP, OPT_BATCH, OPT_PRECISION, OPT_SHARD, OPT_SKIP_EXISTING };
 
 static const struct option longopts[] = {
     {"model", required_argument, 0, 'm'},
@@ -73,6 +80,8 @@ static const struct option longopts[] = {
     {"clip-skip", required_argument, 0, OPT_CLIP_SKIP},
     {"batch", required_argument, 0, OPT_BATCH},
     {"precision", required_argument, 0, OPT_PRECISION},
+    {"shard", required_argument, 0, OPT_SHARD},
+    {"skip-existing", required_argument, 0, OPT_SKIP_EXISTING},
     COMMON_LONGOPTS,
     {0, 0, 0, 0}};
 
@@ -102,6 +111,21 @@ static void cmdline_parse(struct cmdline *cl, int argc, char **argv) {
         case OPT_CLIP_SKIP: cl->clip_skip = parse_long("--clip-skip", optarg, 0, 47); break;
         case OPT_BATCH: cl->batch = parse_long("--batch", optarg, 1, 1024); break;
         case OPT_PRECISION: cl->precision = parse_enum("--precision", optarg, precisions); break;
+        case OPT_SHARD: {
+            const char *slash = strchr(optarg, '/');
+            if (!slash || slash == optarg) die_usage("--shard: '%s' is not K/N", optarg);
+            char k[32];
+            if ((size_t)(slash - optarg) >= sizeof k) die_usage("--shard: '%s' is not K/N", optarg);
+            memcpy(k, optarg, (size_t)(slash - optarg));
+            k[slash - optarg] = 0;
+            cl->shard_n = parse_long("--shard N", slash + 1, 1, 1000000);
+            cl->shard_k = parse_long("--shard K", k, 1, cl->shard_n);
+            break;
+        }
+        case OPT_SKIP_EXISTING:
+            if (!*optarg) die_usage("--skip-existing: the folder name is empty");
+            cl->skip_dir = optarg;
+            break;
         default: common_option(c, optarg, &cl->common, &doc);
         }
     }
@@ -262,6 +286,8 @@ struct pending {
     stream_writer *out;
     const char *src;       /* input name for meta and messages */
     long written;
+    long counted;          /* non-empty reports seen: record i of the whole input */
+    long have_png;         /* left out by --skip-existing */
     uint64_t next_seed;
     int32_t *ids;          /* [batch, max_len] */
     float *states;         /* [batch, max_len, D] */
@@ -373,6 +399,38 @@ static void add_report(struct pending *p, const json_t *j, long line) {
         return;
     }
     p->next_seed++;
+    long i = p->counted++;
+    /* --shard and --skip-existing leave a record out after its id and seed
+     * are fixed, so each record gets what a whole, single run gives it. */
+    int out = p->cl->shard_n && i % p->cl->shard_n != p->cl->shard_k - 1;
+    if (!out && p->cl->skip_dir) {
+        char *name = pngio_file_name(id);
+        char *path = xasprintf("%s/%s", p->cl->skip_dir, name);
+        struct stat st;
+        out = stat(path, &st) == 0;
+        if (out) {
+            /* another id may give the same name ("a b" and "a_b"): only the
+             * image made for this id counts (lat2png writes it as tEXt "id") */
+            pngio_image *im = pngio_read(path);
+            const char *made_for = pngio_text_get(im, "id");
+            if (!made_for || strcmp(made_for, id)) {
+                char msg[1024];
+                snprintf(msg, sizeof msg, "%s: line %ld: the PNG of id \"%.200s\", %.300s, was made for %s%.200s%s",
+                         p->src, line, id, path, made_for ? "id \"" : "", made_for ? made_for : "no id (no id text chunk)",
+                         made_for ? "\"" : "");
+                pngio_image_free(im);
+                free(text), free(id), free(name), free(path);
+                fail(p, "%s", msg);
+            }
+            pngio_image_free(im);
+        }
+        p->have_png += out;
+        free(name), free(path);
+    }
+    if (out) {
+        free(text), free(id);
+        return;
+    }
     p->r[p->n++] = (struct report){id, text, line, seed};
     if (p->n == p->cap) encode_and_write(p);
 }
@@ -457,6 +515,7 @@ int main(int argc, char **argv) {
     if (ferror(in)) fail(&p, "%s: read error after line %ld: %s", src, line, strerror(errno));
     encode_and_write(&p);
     progress_end(&p.prog);
+    if (cl.skip_dir) info("%ld report(s) skipped: their PNG is in %s", p.have_png, cl.skip_dir);
     free(buf);
     if (in != stdin) fclose(in);
     stream_writer_close(out);

@@ -45,6 +45,22 @@ bad() {
   echo "$output"
 }
 
+@test "model_index.json's scheduler class wins over scheduler_config.json's, as diffusers loads a folder" {
+  # The same PNDM config file under a model_index that names DDIM: the default run
+  # is the DDIM run, byte for byte, and the class says so on stderr.
+  sed -i 's/PNDMScheduler/DDIMScheduler/' "$M/model_index.json"
+  mkcond -n 2 >"$TMP/c.cxr"
+  denoise -m "$M" --threads 1 --steps 4 "$TMP/c.cxr" >"$TMP/default.cxr" 2>"$TMP/err"
+  grep -q "DDIMScheduler, 4 UNet calls per record" "$TMP/err"
+  denoise -q -m "$M" --threads 1 --steps 4 --scheduler ddim "$TMP/c.cxr" >"$TMP/ddim.cxr"
+  cmp "$TMP/default.cxr" "$TMP/ddim.cxr"
+  denoise -q -m "$M" --threads 1 --steps 4 --scheduler pndm "$TMP/c.cxr" >"$TMP/pndm.cxr"
+  ! cmp -s "$TMP/default.cxr" "$TMP/pndm.cxr"
+  sed -i 's/DDIMScheduler/KarrasVeScheduler/' "$M/model_index.json"
+  run -2 --separate-stderr denoise -q -m "$M" --steps 4 "$TMP/c.cxr"
+  bad "model_index.json: scheduler class KarrasVeScheduler is not built"
+}
+
 @test "Euler ancestral: the record's generator continues after the initial noise, as in diffusers" {
   mkcond -n 3 | denoise -q -m "$M" --steps 10 --batch 3 --scheduler euler_a >"$TMP/o.cxr"
   run -0 cmplat "$TMP/o.cxr" "$FIXTURES/denoise_ref.safetensors" mkcond.euler_a 1e-3
@@ -135,7 +151,7 @@ bad() {
 @test "a scheduler option that is not built: exit 2 naming the file and key" {
   M3="$TMP/m3"
   mkdir -p "$M3/scheduler"
-  cp "$M/model_index.json" "$M3/"
+  sed 's/PNDMScheduler/EulerDiscreteScheduler/' "$M/model_index.json" >"$M3/model_index.json"
   ln -s "$FIXTURES/models/tiny-sd1/unet" "$M3/unet"
   printf '{"_class_name": "EulerDiscreteScheduler", "use_exponential_sigmas": true}\n' >"$M3/scheduler/scheduler_config.json"
   run -2 --separate-stderr bash -c "mkcond -n 1 | denoise -q -m '$M3'"

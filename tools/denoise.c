@@ -89,6 +89,17 @@ static void cmdline_parse(struct cmdline *cl, int argc, char **argv) {
     if (optind < argc) die_usage("one input file at most ('%s' is extra)", argv[optind]);
 }
 
+/* The scheduler class diffusers' from_pretrained loads: model_index.json's
+ * entry, which wins over scheduler_config.json's "_class_name" (the config
+ * file still gives the keys). NULL: take the config file's class. */
+static const char *folder_scheduler(const diffusers_part *sp, const char *model_dir) {
+    if (!sp->class_name) return NULL;
+    for (int k = SCHED_PNDM; k <= SCHED_DPMPP_2M; k++)
+        if (!strcmp(sp->class_name, sched_class_name((sched_kind)k))) return sched_kind_name((sched_kind)k);
+    die("%s/model_index.json: scheduler class %s is not built (pndm, ddim, euler, euler_a, dpmpp_2m are; "
+        "choose one with --scheduler)", model_dir, sp->class_name);
+}
+
 /* The model folder the stream names: header meta "model_path" (the folder
  * rep2lat was given), else "model" when that is a folder here. */
 static const char *model_from_stream(const stream_header *h) {
@@ -198,7 +209,8 @@ int main(int argc, char **argv) {
     diffusers_model *dm = diffusers_open(model_dir, DIFFUSERS_PREFER_FP32);
     const diffusers_part *sp = diffusers_part_get(dm, "scheduler");
     if (!sp->config) die("%s/: no scheduler/scheduler_config.json", model_dir);
-    scheduler *sched = sched_from_config(sp->config, cl.scheduler >= 0 ? schedulers[cl.scheduler] : NULL,
+    scheduler *sched = sched_from_config(sp->config, cl.scheduler >= 0 ? schedulers[cl.scheduler]
+                                                                       : folder_scheduler(sp, model_dir),
                                          sp->config_path);
     sched_set_timesteps(sched, (int)cl.steps);
     unet_model *um = unet_load(diffusers_part_get(dm, "unet"));

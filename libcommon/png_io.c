@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+int pngio_compression_level = -1;
+
 /* PNG allows up to 2^31-1 pixels a side; libpng's default limit is 10^6. */
 #define PNGIO_MAX_SIDE 1000000
 /* Refuse to allocate more than this for one image (a hostile header). */
@@ -109,6 +111,7 @@ static void write_any(const char *path, const void *pix, int h, int w, int c, in
         die("cannot write %s: %s", path, msg);
     }
     png_init_io(st->png, st->af.f);
+    if (pngio_compression_level >= 0) png_set_compression_level(st->png, pngio_compression_level);
     png_set_IHDR(st->png, st->info, (png_uint_32)w, (png_uint_32)h, bit_depth,
                  c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);

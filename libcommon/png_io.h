@@ -21,6 +21,11 @@ typedef struct pngio_text {
 /* Write pix [h, w, c] (c = 1 grey or 3 RGB) with n_text text chunks to path,
  * under a temporary name renamed into place. Dies naming path on bad
  * arguments or I/O errors. u16 samples are host-order values 0..65535. */
+/* zlib level for the writers: -1 (default) is libpng's own (6); a program
+ * writing thousands of images it can remake from a seed may trade file size
+ * for speed (cxrphantom uses 1). Pixels are the same at every level. */
+extern int pngio_compression_level;
+
 void pngio_write_u8(const char *path, const uint8_t *pix, int h, int w, int c, const pngio_text *text, int n_text);
 void pngio_write_u16(const char *path, const uint16_t *pix, int h, int w, int c, const pngio_text *text,
                      int n_text);

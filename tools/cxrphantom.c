@@ -102,7 +102,8 @@ int main(int argc, char **argv) {
     if (mkdir(cl.outdir, 0777) != 0 && errno != EEXIST) die("cannot create %s: %s", cl.outdir, strerror(errno));
     struct stat st;
     if (stat(cl.outdir, &st) != 0 || !S_ISDIR(st.st_mode)) die("%s is not a folder", cl.outdir);
-    atomic_file_fsync = 0; /* thousands of small files that the seed can remake */
+    atomic_file_fsync = 0;          /* thousands of small files that the seed can remake: */
+    pngio_compression_level = 1;    /* no fsync each, and fast zlib (same pixels) */
     int jobs = cl.jobs ? (int)cl.jobs : threads_get();
     int n = (int)cl.size;
     long count = cl.count;

@@ -3,7 +3,8 @@
 #   make CUDA=0     CPU only          make SAN=1   ASan + UBSan build
 #   make check      install missing Debian packages, build, run all tests
 #   make check-gpu  CUDA ops against their CPU twins (skipped without a GPU)
-#   make bench      kernel benchmarks (figures as JSON in bench-out/)
+#   make bench      kernel benchmarks, then generation against diffusers
+#                   (BENCH_GEN=0 skips it; figures as JSON in bench-out/)
 #   make install PREFIX=/usr/local    make man-lint
 
 PREFIX   ?= /usr/local
@@ -115,6 +116,8 @@ check-gpu:
 
 bench: $(PROGS) $(BENCH)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) bench/run.sh
+	@if [ "$${BENCH_GEN:-1}" != 0 ]; then BINDIR=$(BINDIR) bench/generation.sh; \
+	else echo "bench: BENCH_GEN=0: generation against diffusers skipped" >&2; fi
 
 # demo: the generation pipeline on examples/ — its core arrives with issue #5.
 demo:

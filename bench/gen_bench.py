@@ -1,0 +1,207 @@
+"""bench/gen_bench.py — the Python half of bench/generation.sh (benchmarks are
+the one place besides tests/oracle/ where Python may run; it runs in the
+oracle venv, outside the repo, and nothing in the build needs it).
+
+  gen_bench.py model DIR [sd21|sd15]   writes DIR once: a diffusers
+      StableDiffusionPipeline folder with random fp32 weights at the real
+      shapes (SD 2.1-base: UNet (320,640,1280,1280), head dims [5,10,20,20],
+      linear projections, cross 1024, OpenCLIP-H text tower as diffusers
+      stores it; SD 1.5: cross 768, 8 heads, CLIP-L), the published PNDM
+      scheduler config and the committed CLIP tokenizer of
+      tests/fixtures/tokenizers/sd2 (SD 1.5: pad <|endoftext|>). Seeded, so a
+      rebuilt folder holds the same weights.
+  gen_bench.py diffusers DIR PROMPT STEPS GUIDANCE SEED SIZE OUT.png
+      one image through diffusers' StableDiffusionPipeline on the CPU in fp32
+      with torch threads = all cores; one JSON object on stdout with the
+      load, text encoder, per-UNet-call, VAE decode and total seconds and
+      the peak RSS (getrusage).
+  gen_bench.py compare A.png B.png     share of pixels within 1/255, max diff.
+  gen_bench.py report WORK OUT.json    generation.sh's table (stderr) and JSON
+      lines from WORK/{ours,common,diffusers,compare}.json and diffusers.time.
+"""
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+
+
+def make_model(out, kind):
+    import torch
+    from diffusers import (AutoencoderKL, PNDMScheduler, StableDiffusionPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    if os.path.exists(os.path.join(out, "model_index.json")):
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    tok_dir = os.path.join(here, "..", "tests", "fixtures", "tokenizers", "sd2")
+    torch.manual_seed(0)
+    if kind == "sd21":
+        cross, heads, text = 1024, [5, 10, 20, 20], dict(
+            hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
+            hidden_act="gelu", projection_dim=512)
+        linear = True
+    elif kind == "sd15":
+        cross, heads, text = 768, 8, dict(
+            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+            hidden_act="quick_gelu", projection_dim=768)
+        linear = False
+    else:
+        sys.exit(f"gen_bench: unknown model kind {kind!r} (sd21 or sd15)")
+    unet = UNet2DConditionModel(
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=cross, attention_head_dim=heads, use_linear_projection=linear,
+        norm_num_groups=32, flip_sin_to_cos=True, freq_shift=0)
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=32, sample_size=512, scaling_factor=0.18215)
+    te = CLIPTextModel(CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, layer_norm_eps=1e-5,
+                                      bos_token_id=0, eos_token_id=2, pad_token_id=1, **text))
+    tok = CLIPTokenizer.from_pretrained(tok_dir)
+    if kind == "sd15":
+        tok.pad_token = "<|endoftext|>"
+    sched = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                          num_train_timesteps=1000, set_alpha_to_one=False, skip_prk_steps=True,
+                          steps_offset=1, prediction_type="epsilon")
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sched,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    tmp = out + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    # transformers 5 saves only tokenizer.json; the folder gets the committed
+    # vocab.json + merges.txt form that published SD folders have.
+    shutil.rmtree(os.path.join(tmp, "tokenizer"))
+    shutil.copytree(tok_dir, os.path.join(tmp, "tokenizer"), symlinks=False)
+    if kind == "sd15":
+        for name in ("special_tokens_map.json", "tokenizer_config.json"):
+            path = os.path.join(tmp, "tokenizer", name)
+            with open(path) as f:
+                cfg = json.load(f)
+            cfg["pad_token"] = "<|endoftext|>"
+            with open(path, "w") as f:
+                json.dump(cfg, f, indent=2)
+    os.replace(tmp, out)
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_diffusers(model, prompt, steps, guidance, seed, size, out_png):
+    import torch
+    torch.set_num_threads(os.cpu_count())
+    from diffusers import StableDiffusionPipeline
+
+    t0 = time.perf_counter()
+    pipe = StableDiffusionPipeline.from_pretrained(model, torch_dtype=torch.float32, safety_checker=None)
+    pipe.set_progress_bar_config(disable=True)
+    t_load = time.perf_counter() - t0
+
+    times = {"text": [], "unet": [], "vae": []}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            s = time.perf_counter()
+            r = fn(*a, **k)
+            times[name].append(time.perf_counter() - s)
+            return r
+        return wrapper
+
+    pipe.text_encoder.forward = timed("text", pipe.text_encoder.forward)
+    pipe.unet.forward = timed("unet", pipe.unet.forward)
+    pipe.vae.decode = timed("vae", pipe.vae.decode)
+    gen = torch.Generator("cpu").manual_seed(seed)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        img = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, height=size, width=size,
+                   generator=gen).images[0]
+    t_run = time.perf_counter() - t0
+    img.save(out_png)
+    print(json.dumps({
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "load_s": t_load, "text_encoder_s": sum(times["text"]), "text_encoder_calls": len(times["text"]),
+        "unet_calls": len(times["unet"]), "unet_s": sum(times["unet"]), "unet_call_s": times["unet"],
+        "vae_s": sum(times["vae"]), "run_s": t_run, "peak_rss_mib": peak_rss_mib()}))
+
+
+def compare(a, b):
+    import numpy as np
+    from PIL import Image
+    x = np.asarray(Image.open(a).convert("RGB"), dtype=np.int32)
+    y = np.asarray(Image.open(b).convert("RGB"), dtype=np.int32)
+    if x.shape != y.shape:
+        print(json.dumps({"same_shape": False}))
+        return
+    d = np.abs(x - y)
+    print(json.dumps({"same_shape": True, "within_1": float((d <= 1).mean()), "max_diff": int(d.max())}))
+
+
+ROWS = [("text_encoder_s", "text encoder, s per prompt (1 pass)"),
+        ("step_s", "UNet, s per CFG step (2 x batch 1)"),
+        ("vae_s", "VAE decode, s"),
+        ("total_s", "total wall, s (start to PNG, incl. load)"),
+        ("peak_rss_mib", "peak RSS, MiB")]
+
+
+def report(work, out):
+    def load(name):
+        with open(os.path.join(work, name)) as f:
+            return json.load(f)
+    o, d, common = load("ours.json"), load("diffusers.json"), load("common.json")
+    common["image_match"] = load("compare.json")
+    with open(os.path.join(work, "diffusers.time")) as f:
+        d_wall, d_rss = f.read().split()
+    ours = dict(text_encoder_s=o["text_encoder_s"], step_s=o["step_s"], vae_s=o["vae_s"],
+                total_s=sum(o["stage_wall_s"].values()),
+                peak_rss_mib=max(o["stage_rss_kib"].values()) / 1024.0,
+                cfg_steps=o["cfg_steps"], stage_wall_s=o["stage_wall_s"],
+                stage_rss_mib={k: v / 1024.0 for k, v in o["stage_rss_kib"].items()})
+    theirs = dict(text_encoder_s=d["text_encoder_s"] / d["text_encoder_calls"],
+                  step_s=d["unet_s"] / d["unet_calls"], vae_s=d["vae_s"],
+                  total_s=float(d_wall), peak_rss_mib=float(d_rss) / 1024.0,
+                  cfg_steps=d["unet_calls"], load_s=d["load_s"], run_s=d["run_s"], torch=d["torch"],
+                  unet_call_s=d["unet_call_s"])
+    with open(out + ".tmp", "w") as f:
+        for k, what in ROWS:
+            r = ours[k] / theirs[k]
+            f.write(json.dumps(dict(bench="generation", figure=k, synthcxr=ours[k], diffusers=theirs[k],
+                                    ratio=r, **common)) + "\n")
+            print(f"bench: {what:42s} synthcxr {ours[k]:9.2f}  diffusers {theirs[k]:9.2f}  "
+                  f"ratio {r:5.2f}", file=sys.stderr)
+        f.write(json.dumps(dict(bench="generation", figure="detail", synthcxr=ours, diffusers=theirs,
+                                **common)) + "\n")
+    os.replace(out + ".tmp", out)
+    print("bench: synthcxr stages, wall s incl. load / peak RSS MiB: " + ", ".join(
+        f"{s} {ours['stage_wall_s'][s]:.1f}/{ours['stage_rss_mib'][s]:.0f}" for s in ours["stage_wall_s"]),
+        file=sys.stderr)
+    m = common["image_match"]
+    print(f"bench: diffusers load {theirs['load_s']:.1f} s, pipeline call {theirs['run_s']:.1f} s; "
+          f"{ours['cfg_steps']} / {theirs['cfg_steps']} CFG steps; images within 1/255 on "
+          f"{100 * m.get('within_1', 0):.2f} % of pixels (max diff {m.get('max_diff')}); "
+          f"load average {common['load_before']} / {common['load_between']} / {common['load_after']}",
+          file=sys.stderr)
+
+
+def main():
+    a = sys.argv[1:]
+    if a and a[0] == "model" and len(a) in (2, 3):
+        make_model(a[1], a[2] if len(a) == 3 else "sd21")
+    elif a and a[0] == "diffusers" and len(a) == 8:
+        run_diffusers(a[1], a[2], int(a[3]), float(a[4]), int(a[5]), int(a[6]), a[7])
+    elif a and a[0] == "report" and len(a) == 3:
+        report(a[1], a[2])
+    elif a and a[0] == "compare" and len(a) == 3:
+        compare(a[1], a[2])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

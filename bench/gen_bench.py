@@ -17,12 +17,15 @@ oracle venv, outside the repo, and nothing in the build needs it).
       the peak RSS (getrusage).
   gen_bench.py compare A.png B.png     share of pixels within 1/255, max diff.
   gen_bench.py report WORK OUT.json    generation.sh's table (stderr) and JSON
-      lines from WORK/{ours,common,diffusers,compare}.json and diffusers.time.
+      lines, from what it left in WORK: the programs' stderr (*.err), GNU
+      time's "wall_s peak_rss_kib" (*.time), common/diffusers/compare.json.
 """
 import json
 import os
+import re
 import resource
 import shutil
+import statistics
 import sys
 import time
 
@@ -144,49 +147,91 @@ def compare(a, b):
 
 
 ROWS = [("text_encoder_s", "text encoder, s per prompt (1 pass)"),
-        ("step_s", "UNet, s per CFG step (2 x batch 1)"),
+        ("step_s", "UNet, s per CFG step (median; 2 x batch 1)"),
         ("vae_s", "VAE decode, s"),
         ("total_s", "total wall, s (start to PNG, incl. load)"),
         ("peak_rss_mib", "peak RSS, MiB")]
 
+# The closing or 10 % progress line: "prog: LABEL: 3/5 step (60%), 18.9 s/step,
+# ETA 0:38" or "prog: LABEL: 5/5 step in 81.4 s (16.3 s/step)"; rates under
+# one a second read "2.46 report/s".
+PROGRESS = re.compile(r"^[a-z0-9]+: (?P<label>[^:]+): (?P<done>\d+)(?:/\d+)? \S+ .*?"
+                      r"(?P<rate>[0-9.]+) (?P<unit>s/\S+|\S+/s)\)?(?:, ETA .*)?$")
+
+
+def progress_points(path, label):
+    """[(done, seconds so far)] from a program's progress lines."""
+    pts = []
+    with open(path) as f:
+        for line in f:
+            m = PROGRESS.match(line.rstrip("\n"))
+            if not m or m["label"] != label:
+                continue
+            rate, done = float(m["rate"]), int(m["done"])
+            pts.append((done, done * rate if m["unit"].startswith("s/") else done / rate))
+    if not pts:
+        sys.exit(f"gen_bench: no progress line '{label}' in {path}")
+    return pts
+
+
+def per_unit(pts):
+    """Seconds of each unit between progress points (one per unit when every unit printed)."""
+    out, prev_n, prev_t = [], 0, 0.0
+    for n, t in pts:
+        if n > prev_n:
+            out += [(t - prev_t) / (n - prev_n)] * (n - prev_n)
+            prev_n, prev_t = n, t
+    return out
+
 
 def report(work, out):
+    def path(name):
+        return os.path.join(work, name)
+
     def load(name):
-        with open(os.path.join(work, name)) as f:
+        with open(path(name)) as f:
             return json.load(f)
-    o, d, common = load("ours.json"), load("diffusers.json"), load("common.json")
+
+    def gnu_time(name):
+        with open(path(name)) as f:
+            wall, rss = f.read().split()
+        return float(wall), float(rss) / 1024.0
+
+    d, common = load("diffusers.json"), load("common.json")
     common["image_match"] = load("compare.json")
-    with open(os.path.join(work, "diffusers.time")) as f:
-        d_wall, d_rss = f.read().split()
-    ours = dict(text_encoder_s=o["text_encoder_s"], step_s=o["step_s"], vae_s=o["vae_s"],
-                total_s=sum(o["stage_wall_s"].values()),
-                peak_rss_mib=max(o["stage_rss_kib"].values()) / 1024.0,
-                cfg_steps=o["cfg_steps"], stage_wall_s=o["stage_wall_s"],
-                stage_rss_mib={k: v / 1024.0 for k, v in o["stage_rss_kib"].items()})
+    stages = {s: gnu_time(s + ".time") for s in ("rep2lat", "denoise", "lat2png")}
+    calls = per_unit(progress_points(path("denoise.err"), "record 1"))
+    ours = dict(text_encoder_s=progress_points(path("rep2lat.err"), "text encoder")[-1][1],
+                step_s=statistics.median(calls), vae_s=progress_points(path("lat2png.err"), "decoded")[-1][1],
+                total_s=sum(w for w, _ in stages.values()), peak_rss_mib=max(r for _, r in stages.values()),
+                cfg_steps=len(calls), unet_call_s=calls, step_mean_s=statistics.mean(calls),
+                stage_wall_s={s: w for s, (w, _) in stages.items()},
+                stage_rss_mib={s: r for s, (_, r) in stages.items()})
+    d_wall, d_rss = gnu_time("diffusers.time")
     theirs = dict(text_encoder_s=d["text_encoder_s"] / d["text_encoder_calls"],
-                  step_s=d["unet_s"] / d["unet_calls"], vae_s=d["vae_s"],
-                  total_s=float(d_wall), peak_rss_mib=float(d_rss) / 1024.0,
-                  cfg_steps=d["unet_calls"], load_s=d["load_s"], run_s=d["run_s"], torch=d["torch"],
-                  unet_call_s=d["unet_call_s"])
+                  step_s=statistics.median(d["unet_call_s"]), vae_s=d["vae_s"],
+                  total_s=d_wall, peak_rss_mib=d_rss, cfg_steps=d["unet_calls"],
+                  unet_call_s=d["unet_call_s"], step_mean_s=statistics.mean(d["unet_call_s"]),
+                  load_s=d["load_s"], run_s=d["run_s"], torch=d["torch"])
     with open(out + ".tmp", "w") as f:
         for k, what in ROWS:
             r = ours[k] / theirs[k]
             f.write(json.dumps(dict(bench="generation", figure=k, synthcxr=ours[k], diffusers=theirs[k],
                                     ratio=r, **common)) + "\n")
-            print(f"bench: {what:42s} synthcxr {ours[k]:9.2f}  diffusers {theirs[k]:9.2f}  "
+            print(f"bench: {what:44s} synthcxr {ours[k]:8.2f}  diffusers {theirs[k]:8.2f}  "
                   f"ratio {r:5.2f}", file=sys.stderr)
         f.write(json.dumps(dict(bench="generation", figure="detail", synthcxr=ours, diffusers=theirs,
                                 **common)) + "\n")
     os.replace(out + ".tmp", out)
+    print("bench: UNet calls, s: synthcxr " + " ".join(f"{t:.1f}" for t in calls) + "; diffusers "
+          + " ".join(f"{t:.1f}" for t in d["unet_call_s"]), file=sys.stderr)
     print("bench: synthcxr stages, wall s incl. load / peak RSS MiB: " + ", ".join(
-        f"{s} {ours['stage_wall_s'][s]:.1f}/{ours['stage_rss_mib'][s]:.0f}" for s in ours["stage_wall_s"]),
-        file=sys.stderr)
+        f"{s} {w:.1f}/{r:.0f}" for s, (w, r) in stages.items()), file=sys.stderr)
     m = common["image_match"]
     print(f"bench: diffusers load {theirs['load_s']:.1f} s, pipeline call {theirs['run_s']:.1f} s; "
-          f"{ours['cfg_steps']} / {theirs['cfg_steps']} CFG steps; images within 1/255 on "
-          f"{100 * m.get('within_1', 0):.2f} % of pixels (max diff {m.get('max_diff')}); "
-          f"load average {common['load_before']} / {common['load_between']} / {common['load_after']}",
-          file=sys.stderr)
+          f"images within 1/255 on {100 * m.get('within_1', 0):.2f} % of pixels (max diff "
+          f"{m.get('max_diff')}); load average {common['load_before']} / {common['load_between']} / "
+          f"{common['load_after']} (before / between / after)", file=sys.stderr)
 
 
 def main():

@@ -10,11 +10,14 @@
 #
 # Our three stages run one after another with files in between, each under
 # /usr/bin/time (wall seconds including the weight load, peak RSS); the
-# compute seconds of each stage come from the program's own closing progress
-# line (rate after the load). diffusers' come from timers wrapped around its
-# text encoder, UNet and vae.decode calls; its peak RSS is getrusage of the one
-# process. Prints a table on stderr and writes one JSON object per line to
-# bench-out/generation.json.
+# compute seconds of each stage come from the programs' own progress lines on
+# stderr (after the load; denoise prints one per UNet call, whence each call's
+# time). diffusers' come from timers wrapped around its text encoder, UNet and
+# vae.decode calls; its peak RSS is GNU time's of the one process. The
+# figure per CFG step is the median over the calls (the first call of each
+# side is slower: fresh memory, and diffusers maps its weights lazily).
+# gen_bench.py report prints the table on stderr and writes one JSON object
+# per line to bench-out/generation.json.
 #   BENCH_GEN=0 make bench          skip this (it takes minutes)
 #   BENCH_STEPS=N BENCH_SIZE=PX     other step counts / image sizes
 set -euo pipefail
@@ -51,13 +54,6 @@ stage() {
   /usr/bin/time -f '%e %M' -o "$work/$name.time" "$@" 2>"$work/$name.err" ||
     { echo "bench: $name failed:" >&2; cat "$work/$name.err" >&2; exit 2; }
 }
-# rate_s FILE LABEL: seconds per unit from the closing progress line
-# "prog: LABEL: ... (3.40 unit/s)" or "(12.5 s/unit)".
-rate_s() {
-  grep -F ": $2: " "$1" | tail -n 1 | sed -n 's/.*(\([0-9.]*\) \([^ )]*\))$/\1 \2/p' |
-    awk '{ if ($2 ~ /^s\//) print $1; else print 1 / $1 }'
-}
-
 load=$(cut -d' ' -f1 /proc/loadavg)
 echo "bench: generation $size² x $steps steps (guidance $guidance), $cores threads, load $load before" >&2
 stage rep2lat "$BINDIR/rep2lat" -m "$model" --seed "$seed" --height "$size" --width "$size" \
@@ -75,22 +71,6 @@ load_after=$(cut -d' ' -f1 /proc/loadavg)
 png=$(sed -n 's/.*"path": *"\([^"]*\)".*/\1/p' "$work/png.jsonl" | head -n 1)
 "$py" bench/gen_bench.py compare "$png" "$work/diffusers.png" >"$work/compare.json"
 
-# Our figures: stage wall and peak RSS from GNU time, compute from the progress lines.
-read -r te_wall te_rss <"$work/rep2lat.time"
-read -r dn_wall dn_rss <"$work/denoise.time"
-read -r va_wall va_rss <"$work/lat2png.time"
-te_s=$(rate_s "$work/rep2lat.err" "text encoder")
-calls=$(sed -n 's/.*, \([0-9]*\) UNet calls per record.*/\1/p' "$work/denoise.err" | head -n 1)
-step_s=$(rate_s "$work/denoise.err" "record 1")
-va_s=$(rate_s "$work/lat2png.err" "decoded")
-for v in te_s calls step_s va_s; do
-  [ -n "${!v}" ] || { echo "bench: no $v in the programs' stderr:" >&2; cat "$work"/*.err >&2; exit 2; }
-done
-cat >"$work/ours.json" <<EOF
-{"text_encoder_s": $te_s, "step_s": $step_s, "vae_s": $va_s, "cfg_steps": $calls,
- "stage_wall_s": {"rep2lat": $te_wall, "denoise": $dn_wall, "lat2png": $va_wall},
- "stage_rss_kib": {"rep2lat": $te_rss, "denoise": $dn_rss, "lat2png": $va_rss}}
-EOF
 cat >"$work/common.json" <<EOF
 {"size": $size, "steps": $steps, "guidance": $guidance, "threads": $cores, "model": "sd21base-random",
  "load_before": $load, "load_between": $load_ours, "load_after": $load_after}

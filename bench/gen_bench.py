@@ -150,6 +150,7 @@ ROWS = [("text_encoder_s", "text encoder, s per prompt (1 pass)"),
         ("step_s", "UNet, s per CFG step (median; 2 x batch 1)"),
         ("vae_s", "VAE decode, s"),
         ("total_s", "total wall, s (start to PNG, incl. load)"),
+        ("cpu_s", "total CPU (user + sys), s"),
         ("peak_rss_mib", "peak RSS, MiB")]
 
 # The closing or 10 % progress line: "prog: LABEL: 3/5 step (60%), 18.9 s/step,
@@ -193,9 +194,10 @@ def report(work, out):
             return json.load(f)
 
     def gnu_time(name):
+        """(wall s, peak RSS MiB, CPU s = user + sys)"""
         with open(path(name)) as f:
-            wall, rss = f.read().split()
-        return float(wall), float(rss) / 1024.0
+            wall, rss, user, sys_ = f.read().split()
+        return float(wall), float(rss) / 1024.0, float(user) + float(sys_)
 
     d, common = load("diffusers.json"), load("common.json")
     common["image_match"] = load("compare.json")
@@ -203,14 +205,17 @@ def report(work, out):
     calls = per_unit(progress_points(path("denoise.err"), "record 1"))
     ours = dict(text_encoder_s=progress_points(path("rep2lat.err"), "text encoder")[-1][1],
                 step_s=statistics.median(calls), vae_s=progress_points(path("lat2png.err"), "decoded")[-1][1],
-                total_s=sum(w for w, _ in stages.values()), peak_rss_mib=max(r for _, r in stages.values()),
+                total_s=sum(t[0] for t in stages.values()), peak_rss_mib=max(t[1] for t in stages.values()),
+                cpu_s=sum(t[2] for t in stages.values()),
                 cfg_steps=len(calls), unet_call_s=calls, step_mean_s=statistics.mean(calls),
-                stage_wall_s={s: w for s, (w, _) in stages.items()},
-                stage_rss_mib={s: r for s, (_, r) in stages.items()})
-    d_wall, d_rss = gnu_time("diffusers.time")
+                stage_wall_s={s: t[0] for s, t in stages.items()},
+                stage_rss_mib={s: t[1] for s, t in stages.items()},
+                stage_cpu_s={s: t[2] for s, t in stages.items()})
+    ours["reports_per_s"] = 1.0 / ours["text_encoder_s"]
+    d_wall, d_rss, d_cpu = gnu_time("diffusers.time")
     theirs = dict(text_encoder_s=d["text_encoder_s"] / d["text_encoder_calls"],
                   step_s=statistics.median(d["unet_call_s"]), vae_s=d["vae_s"],
-                  total_s=d_wall, peak_rss_mib=d_rss, cfg_steps=d["unet_calls"],
+                  total_s=d_wall, peak_rss_mib=d_rss, cpu_s=d_cpu, cfg_steps=d["unet_calls"],
                   unet_call_s=d["unet_call_s"], step_mean_s=statistics.mean(d["unet_call_s"]),
                   load_s=d["load_s"], run_s=d["run_s"], torch=d["torch"])
     with open(out + ".tmp", "w") as f:
@@ -225,8 +230,9 @@ def report(work, out):
     os.replace(out + ".tmp", out)
     print("bench: UNet calls, s: synthcxr " + " ".join(f"{t:.1f}" for t in calls) + "; diffusers "
           + " ".join(f"{t:.1f}" for t in d["unet_call_s"]), file=sys.stderr)
-    print("bench: synthcxr stages, wall s incl. load / peak RSS MiB: " + ", ".join(
-        f"{s} {w:.1f}/{r:.0f}" for s, (w, r) in stages.items()), file=sys.stderr)
+    print("bench: synthcxr stages, wall s incl. load / CPU s / peak RSS MiB: " + ", ".join(
+        f"{s} {w:.1f}/{c:.1f}/{r:.0f}" for s, (w, r, c) in stages.items())
+        + f"; CPU s in all: synthcxr {ours['cpu_s']:.1f}, diffusers {d_cpu:.1f}", file=sys.stderr)
     m = common["image_match"]
     print(f"bench: diffusers load {theirs['load_s']:.1f} s, pipeline call {theirs['run_s']:.1f} s; "
           f"images within 1/255 on {100 * m.get('within_1', 0):.2f} % of pixels (max diff "

@@ -48,10 +48,10 @@ trap 'rm -rf "$work"' EXIT
 printf '{"id": "bench", "text": "%s"}\n' "$prompt" >"$work/reports.jsonl"
 
 # stage NAME CMD...: runs CMD under GNU time; leaves $work/NAME.err (stderr)
-# and $work/NAME.time ("wall_s peak_rss_kib").
+# and $work/NAME.time ("wall_s peak_rss_kib user_s sys_s").
 stage() {
   local name=$1; shift
-  /usr/bin/time -f '%e %M' -o "$work/$name.time" "$@" 2>"$work/$name.err" ||
+  /usr/bin/time -f '%e %M %U %S' -o "$work/$name.time" "$@" 2>"$work/$name.err" ||
     { echo "bench: $name failed:" >&2; cat "$work/$name.err" >&2; exit 2; }
 }
 load=$(cut -d' ' -f1 /proc/loadavg)
@@ -63,7 +63,7 @@ stage denoise "$BINDIR/denoise" --steps "$steps" --guidance "$guidance" --thread
 stage lat2png "$BINDIR/lat2png" -o "$work" --threads "$cores" "$work/d.cxr" >"$work/png.jsonl"
 load_ours=$(cut -d' ' -f1 /proc/loadavg)
 echo "bench: synthcxr done (load $load_ours); now diffusers" >&2
-/usr/bin/time -f '%e %M' -o "$work/diffusers.time" \
+/usr/bin/time -f '%e %M %U %S' -o "$work/diffusers.time" \
   "$py" bench/gen_bench.py diffusers "$model" "$prompt" "$steps" "$guidance" "$seed" "$size" \
   "$work/diffusers.png" >"$work/diffusers.json" 2>"$work/diffusers.err" ||
   { echo "bench: diffusers failed:" >&2; cat "$work/diffusers.err" >&2; exit 2; }

@@ -3,7 +3,8 @@
 #   make CUDA=0     CPU only          make SAN=1   ASan + UBSan build
 #   make check      install missing Debian packages, build, run all tests
 #   make check-gpu  CUDA ops against their CPU twins (skipped without a GPU)
-#   make bench      kernel benchmarks (figures as JSON in bench-out/)
+#   make bench      kernel benchmarks, then generation against diffusers
+#                   (BENCH_GEN=0 skips it; figures as JSON in bench-out/)
 #   make demo       images from examples/reports.jsonl into demo-out/ (MODEL=DIR for a real model)
 #   make install PREFIX=/usr/local    make man-lint
 
@@ -116,6 +117,8 @@ check-gpu:
 
 bench: $(PROGS) $(BENCH)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) bench/run.sh
+	@if [ "$${BENCH_GEN:-1}" != 0 ]; then BINDIR=$(BINDIR) bench/generation.sh; \
+	else echo "bench: BENCH_GEN=0: generation against diffusers skipped" >&2; fi
 
 # demo: examples/reports.jsonl through rep2lat | denoise | lat2png
 # (pipelines/generate.mk) with the bundled tiny random-weight model, or

@@ -22,7 +22,8 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
 
 /* Tuning knobs, for tests and benchmarks (defaults need no call).
  * scratch_bytes: the im2col budget per tile (0 = default, 2 MiB; one tile per
- * thread), whole output rows when one fits, never under 16 output pixels.
+ * thread), whole output rows when one fits, never under 16 output pixels
+ * (the default: never under 512, whatever that takes).
  * mode: 0 auto (2 when several threads), 1 tiles one after another with
  * multithreaded GEMM, 2 tiles spread over threads with single-threaded GEMM. */
 enum { CONV2D_AUTO = 0, CONV2D_SERIAL_TILES = 1, CONV2D_PARALLEL_TILES = 2 };

@@ -9,6 +9,7 @@
  * the machine's peak), plus reports_per_s.
  *   bench_clip_text [--reps N] [--batch B] [--sd1-only] */
 #include "clip_text.h"
+#include "bench_util.h"
 #include "common.h"
 #include "safetensors.h"
 
@@ -17,17 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static unsigned lcg(unsigned *s) { return *s = *s * 1664525u + 1013904223u; }
 

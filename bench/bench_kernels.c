@@ -6,6 +6,7 @@
  * warm-up. bench/run.sh adds the machine's peak and writes bench-out/.
  *   bench_kernels [--reps N] [--threads N] [--conv-mode auto|serial|parallel]
  *                 [--scratch-mb N] [--quick (no GEMM)] [--no-vae] */
+#include "bench_util.h"
 #include "common.h"
 #include "conv2d.h"
 #include "gemm.h"
@@ -15,17 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static void fill(float *p, size_t n, unsigned seed) {
     for (size_t i = 0; i < n; i++) {

@@ -22,11 +22,6 @@ version() { sed -n 's/^VERSION *:= *//p' "$ROOT/Makefile"; }
 have_gpu() { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }
 
 # stderr_has TEXT: the last run's stderr contains TEXT.
-stderr_has() {
-  [[ $stderr == *"$1"* ]] && return 0
-  printf 'stderr lacks: %s\nstderr was:\n%s\n' "$1" "$stderr" >&2
-  return 1
-}
 
 check_help() {
   local p=$1

@@ -6,12 +6,7 @@
 # cxrstream(5) run on a stream the C writer made.
 load test_helper
 
-# stderr_contains TEXT: the last run's stderr contains TEXT.
-stderr_contains() {
-  [[ $stderr == *"$1"* ]] && return 0
-  printf 'stderr lacks: %s\nstderr was:\n%s\n' "$1" "$stderr" >&2
-  return 1
-}
+# stderr_has TEXT: the last run's stderr contains TEXT.
 
 # bad NAME TEXT...: `mkstream NAME | cxrstream --check` exits 2, prints nothing
 # on stdout and one message on stderr containing every TEXT.
@@ -23,7 +18,7 @@ bad() {
   [[ $stderr == "cxrstream: $TMP/s: "* ]] || { echo "stderr: $stderr" >&2; return 1; }
   [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
   local t
-  for t in "$@"; do stderr_contains "$t"; done
+  for t in "$@"; do stderr_has "$t"; done
 }
 
 @test "valid stream: one JSON line for the header and per record, no data" {
@@ -69,7 +64,7 @@ bad() {
   mkstream latents >"$TMP/l"
   run -2 --separate-stderr cxrstream --kind conditioning "$TMP/l"
   assert_equal "$output" ""
-  stderr_contains "cxrstream: $TMP/l: expected a conditioning stream (from rep2lat), got latents (from mkstream 0.1.0)"
+  stderr_has "cxrstream: $TMP/l: expected a conditioning stream (from rep2lat), got latents (from mkstream 0.1.0)"
 }
 
 @test "unknown top-level keys are kept and counted" {
@@ -173,7 +168,7 @@ bad() {
   run -2 --separate-stderr cxrstream "$TMP/s"
   assert_equal "${#lines[@]}" 3
   assert_line --index 2 --partial '"id":"p2"'
-  stderr_contains 'record 3 (id "p10_s5")'
+  stderr_has 'record 3 (id "p10_s5")'
 }
 
 @test "every corrupt stream of mkstream is covered above" {
@@ -229,7 +224,7 @@ OUT
   # The reader refuses what is not a version-1 stream.
   mkstream version-2 >"$TMP/v2.cxr"
   run -1 --separate-stderr /usr/bin/python3 "$TMP/use.py" "$TMP/reader.py" "$TMP/v2.cxr"
-  stderr_contains "not a cxrstream"
+  stderr_has "not a cxrstream"
 }
 
 @test "command line: --help, --version, bad options, missing file" {
@@ -243,11 +238,11 @@ OUT
   assert_equal "$output" ""
   run -1 --separate-stderr cxrstream a b
   assert_equal "$output" ""
-  stderr_contains "one FILE at most"
+  stderr_has "one FILE at most"
   run -1 --separate-stderr cxrstream --kind ''
   run -2 --separate-stderr cxrstream "$TMP/nonexistent"
   assert_equal "$output" ""
-  stderr_contains "cannot open $TMP/nonexistent"
+  stderr_has "cannot open $TMP/nonexistent"
 }
 
 @test "man pages cxrstream(1) and cxrstream(5) are groff-clean" {

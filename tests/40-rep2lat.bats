@@ -16,11 +16,6 @@ SD2="$FIXTURES/models/tiny-sd2"
 REPORTS="$ROOT/examples/reports.jsonl"
 REF="$FIXTURES/clip_text_ref.safetensors"
 
-stderr_has() {
-  [[ $stderr == *"$1"* ]] && return 0
-  printf 'stderr lacks: %s\nstderr was:\n%s\n' "$1" "$stderr" >&2
-  return 1
-}
 
 # A copy of a model folder's text side (links resolved) that a test may break.
 copy_model() {

@@ -9,11 +9,6 @@
 # wrong width, a missing weight): exit 2 with one message naming the record.
 load test_helper
 
-stderr_contains() {
-  [[ $stderr == *"$1"* ]] && return 0
-  printf 'stderr lacks: %s\nstderr was:\n%s\n' "$1" "$stderr" >&2
-  return 1
-}
 
 # A model folder: the tiny SD1 UNet and scheduler with a model_index.json.
 setup() {
@@ -33,7 +28,7 @@ bad() {
   [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ] || { echo "stderr: $stderr" >&2; return 1; }
   [[ $stderr == "denoise: "* ]] || { echo "stderr: $stderr" >&2; return 1; }
   local t
-  for t in "$@"; do stderr_contains "$t"; done
+  for t in "$@"; do stderr_has "$t"; done
 }
 
 @test "default scheduler (the model's PNDM), batch 2: equal to the diffusers pipeline" {

@@ -9,11 +9,6 @@ load test_helper
 REF="$FIXTURES/vae_ref.safetensors"
 SD2="$FIXTURES/models/tiny-sd2"
 
-stderr_has() {
-  [[ $stderr == *"$1"* ]] && return 0
-  printf 'stderr lacks: %s\nstderr was:\n%s\n' "$1" "$stderr" >&2
-  return 1
-}
 
 # stream FILE [mklatents options]: a latents stream of the 128x128 PNG fixture.
 stream() {

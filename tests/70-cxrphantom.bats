@@ -7,11 +7,6 @@
 load test_helper
 bats_require_minimum_version 1.5.0
 
-stderr_has() {
-  [[ $stderr == *"$1"* ]] && return 0
-  printf 'stderr lacks: %s\nstderr was:\n%s\n' "$1" "$stderr" >&2
-  return 1
-}
 
 # tree_sum DIR: one checksum line per file, paths relative to DIR.
 tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }

@@ -22,3 +22,11 @@ export ROOT BINDIR BUILD HELPERS PATH FIXTURES TMP
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
+
+# stderr_has TEXT (after `run --separate-stderr`): stderr contains TEXT, else
+# say what it held.
+stderr_has() {
+  [[ $stderr == *"$1"* ]] && return 0
+  printf 'stderr lacks: %s\nstderr was:\n%s\n' "$1" "$stderr" >&2
+  return 1
+}

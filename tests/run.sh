@@ -65,4 +65,4 @@ if [ ${#failures[@]} -gt 0 ]; then
   printf '#   %s\n' "${failures[@]}"
 fi
 echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+[ "$failed" -eq 0 ] && [ $((passed + skipped)) -gt 0 ]

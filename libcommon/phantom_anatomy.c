@@ -39,8 +39,8 @@ void phantom_body_draw(phantom_body *b, torch_gen *g, int sex) {
     b->tilt = ph_normal(g, 0.0f, 0.025f);
     b->hw = clampf(ph_normal(g, sex ? 0.34f : 0.36f, 0.025f), 0.29f, 0.42f);
     b->apex_y = ph_unif(g, 0.10f, 0.15f);
-    float base = b->apex_y + ph_unif(g, 0.58f, 0.70f) * (b->hw / 0.36f);
-    if (base > 0.86f) base = 0.86f;
+    float base = b->apex_y + ph_unif(g, 0.63f, 0.74f) * (b->hw / 0.36f);
+    if (base > 0.89f) base = 0.89f;
     /* The right hemidiaphragm (side 0) usually sits a little higher. */
     float lift = ph_normal(g, 0.018f, 0.010f);
     b->base_y[0] = base - lift + ph_normal(g, 0, 0.006f);
@@ -236,14 +236,14 @@ static void draw_ribs(const phantom_body *b, float *map, int n) {
         float sg = side ? 1.0f : -1.0f;
         for (int k = 0; k < 11; k++) {
             float y0 = b->rib_y0 + k * b->rib_dy * (1.0f + 0.02f * k);
-            float h = (0.0085f + 0.0007f * k) * s;
+            float h = (0.0075f + 0.0006f * k) * s;
             for (int i = 0; i < n; i++) {
                 float x = (i + 0.5f) / n, d = (x - b->cx) * sg;
                 if (d < 0.03f) continue;
                 float lat = phantom_lateral(b, y0) * 1.04f + 0.01f;
                 float dn = d / b->hw;
                 if (d > lat + 0.03f) continue;
-                float yc = y0 + b->hw * (-0.20f * dn + 0.45f * powf(dn, 2.5f));
+                float yc = y0 + b->hw * (-0.30f * dn + 0.75f * powf(dn, 2.2f));
                 if (dn > 0.85f) yc += b->hw * 2.5f * (dn - 0.85f) * (dn - 0.85f);
                 yc += b->tilt * (x - b->cx);
                 float hh = h;
@@ -257,7 +257,7 @@ static void draw_ribs(const phantom_body *b, float *map, int n) {
                 for (int j = j0 < 0 ? 0 : j0; j <= j1 && j < n; j++) {
                     float r = fabsf((j + 0.5f) / n - yc) / hh;
                     if (r >= 1.0f) continue;
-                    float v = 0.10f * sqrtf(1.0f - r * r) + 0.09f * expf(-(r - 0.85f) * (r - 0.85f) / 0.02f);
+                    float v = 0.08f * sqrtf(1.0f - r * r) + 0.16f * expf(-(r - 0.85f) * (r - 0.85f) / 0.02f);
                     /* Below the diaphragm the ribs hide in the abdomen's density. */
                     float yj = (j + 0.5f) / n - b->tilt * (x - b->cx);
                     float below = smoothstep(0.0f, 0.04f, yj - phantom_diaphragm(b, side, d));
@@ -267,7 +267,7 @@ static void draw_ribs(const phantom_body *b, float *map, int n) {
         }
         for (int k = 0; k < 7; k++) {
             float ya = b->rib_y0 + 0.035f + k * b->rib_dy * 1.08f;
-            float h = 0.011f * s;
+            float h = 0.008f * s;
             for (int i = 0; i < n; i++) {
                 float x = (i + 0.5f) / n, d = (x - b->cx) * sg;
                 float lat = phantom_lateral(b, ya) * 1.02f;
@@ -279,8 +279,8 @@ static void draw_ribs(const phantom_body *b, float *map, int n) {
                 for (int j = j0 < 0 ? 0 : j0; j <= j1 && j < n; j++) {
                     float r = fabsf((j + 0.5f) / n - yc) / h;
                     if (r >= 1.0f) continue;
-                    map[(size_t)j * n + i] += fade * (0.035f * sqrtf(1.0f - r * r) +
-                                                      0.02f * expf(-(r - 0.85f) * (r - 0.85f) / 0.02f));
+                    map[(size_t)j * n + i] += fade * (0.030f * sqrtf(1.0f - r * r) +
+                                                      0.04f * expf(-(r - 0.85f) * (r - 0.85f) / 0.02f));
                 }
             }
         }
@@ -322,13 +322,19 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
             float knob = clampf((0.028f - sqrtf(kx * kx + ky * ky)) / (1.5f * px) + 0.5f, 0.0f, 1.0f);
             medi = fmaxf(medi, knob);
             float hr2 = heart_r2(b, x, y);
+            /* A soft edge (about 1 % of the film, not a pixel): the heart is
+             * round, so its shadow thins towards the border. The right border
+             * (atrium, image left) is fainter than the convex left ventricle. */
+            float hsoft = fmaxf(1.5f * px, 0.018f);
             float heart = hr2 > 1.6f ? 0.0f
-                                     : clampf((1.0f - sqrtf(hr2)) * (0.5f * b->heart_w) / (1.5f * px) + 0.5f, 0.0f, 1.0f);
-            body += 0.22f * medi + heart * (0.06f + 0.22f * sqrtf(fmaxf(0.0f, 1.0f - hr2)));
-            /* Abdomen under the diaphragm: a little denser (liver, stomach). */
+                                     : clampf((1.0f - sqrtf(hr2)) * (0.5f * b->heart_w) / hsoft + 0.5f, 0.0f, 1.0f);
+            float hside = 0.75f + 0.25f * smoothstep(-0.03f, 0.02f, dx);
+            body += 0.22f * medi + heart * hside * (0.03f + 0.10f * sqrtf(fmaxf(0.0f, 1.0f - hr2)));
+            /* Abdomen under the diaphragm: the liver dome a little denser,
+             * lower down bowel gas makes it greyer than the soft tissue. */
             int side = dx > 0;
             float dia = phantom_diaphragm(b, side, fabsf(dx));
-            body += 0.10f * smoothstep(dia - 0.01f, dia + 0.03f, yy) * (q * q < 1.0f);
+            body += 0.02f * smoothstep(dia - 0.01f, dia + 0.03f, yy) - 0.10f * smoothstep(dia + 0.02f, dia + 0.16f, yy);
             /* Spine: vertebral bodies with disc spaces and pedicles. */
             float sw = 0.042f;
             if (fabsf(dx) < sw && yy > 0.0f) {

@@ -89,3 +89,22 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
     gemm_f32(0, 1, n, out_f, in_f, 1.0f, inp, in_f > 0 ? in_f : 1, weight, in_f > 0 ? in_f : 1,
              bias ? 1.0f : 0.0f, out, out_f > 0 ? out_f : 1);
 }
+
+void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int n, int in_f, int out_f) {
+    if (n < 0 || in_f <= 0 || out_f <= 0)
+        die("linear_backward: bad size n=%d in_features=%d out_features=%d", n, in_f, out_f);
+    if (n == 0) return;
+    /* dinp[n, in_f] += dout[n, out_f] @ weight[out_f, in_f] */
+    if (dinp) gemm_f32(0, 0, n, in_f, out_f, 1.0f, dout, out_f, weight, in_f, 1.0f, dinp, in_f);
+    /* dweight[out_f, in_f] += dout^T @ inp */
+    if (dweight) gemm_f32(1, 0, out_f, in_f, n, 1.0f, dout, out_f, inp, in_f, 1.0f, dweight, in_f);
+    if (dbias) {
+        #pragma omp parallel for if ((int64_t)n * out_f > 65536)
+        for (int j = 0; j < out_f; j++) {
+            double s = 0;
+            for (int i = 0; i < n; i++) s += dout[(int64_t)i * out_f + j];
+            dbias[j] += (float)s;
+        }
+    }
+}

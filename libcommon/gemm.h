@@ -28,4 +28,11 @@ void gemm_batched_f32(int trans_a, int trans_b, int m, int n, int k, float alpha
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int n, int in_f,
                     int out_f);
 
+/* Its backward pass. Gradients ACCUMULATE (+=), as llm.c: callers zero them once
+ * per step. Any of dinp, dweight, dbias may be NULL (not wanted).
+ * dinp: [n, in_f]; dweight: [out_f, in_f]; dbias: [out_f]; dout: [n, out_f];
+ * inp: [n, in_f] (the forward input); weight: [out_f, in_f]. */
+void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int n, int in_f, int out_f);
+
 #endif

@@ -3,6 +3,7 @@
 #   make CUDA=0     CPU only          make SAN=1   ASan + UBSan build
 #   make check      install missing Debian packages, build, run all tests
 #   make check-gpu  CUDA ops against their CPU twins (skipped without a GPU)
+#   make gpu-check  on a GPU host: build, check-gpu, GPU benchmarks -> gpu-check-out/
 #   make bench      kernel benchmarks, then generation against diffusers
 #                   (BENCH_GEN=0 skips it; figures as JSON in bench-out/)
 #   make demo       images from examples/reports.jsonl into demo-out/ (MODEL=DIR for a real model)
@@ -114,6 +115,11 @@ check-gpu:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) tests/run.sh --gpu
+
+# gpu-check: on a GPU host, build (CUDA), check-gpu, cuBLAS and diffusers figures,
+# a log and a JSON in OUT (default gpu-check-out/); see tools/gpu-check.sh.
+gpu-check:
+	@OUT="$(or $(OUT),gpu-check-out)" tools/gpu-check.sh
 
 bench: $(PROGS) $(BENCH)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) bench/run.sh

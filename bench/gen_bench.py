@@ -30,6 +30,27 @@ import sys
 import time
 
 
+# The real UNet shapes (bench/gpu_diffusers.py builds the same UNets on the GPU).
+TEXT_SHAPES = {
+    "sd21": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
+                 hidden_act="gelu", projection_dim=512),
+    "sd15": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                 hidden_act="quick_gelu", projection_dim=768),
+}
+
+
+def unet_kwargs(kind):
+    """UNet2DConditionModel arguments of SD 2.1-base ("sd21") or SD 1.5 ("sd15")."""
+    cross, heads, linear = (1024, [5, 10, 20, 20], True) if kind == "sd21" else (768, 8, False)
+    return dict(
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=cross, attention_head_dim=heads, use_linear_projection=linear,
+        norm_num_groups=32, flip_sin_to_cos=True, freq_shift=0)
+
+
 def make_model(out, kind):
     import torch
     from diffusers import (AutoencoderKL, PNDMScheduler, StableDiffusionPipeline,
@@ -41,25 +62,10 @@ def make_model(out, kind):
     here = os.path.dirname(os.path.abspath(__file__))
     tok_dir = os.path.join(here, "..", "tests", "fixtures", "tokenizers", "sd2")
     torch.manual_seed(0)
-    if kind == "sd21":
-        cross, heads, text = 1024, [5, 10, 20, 20], dict(
-            hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
-            hidden_act="gelu", projection_dim=512)
-        linear = True
-    elif kind == "sd15":
-        cross, heads, text = 768, 8, dict(
-            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-            hidden_act="quick_gelu", projection_dim=768)
-        linear = False
-    else:
+    if kind not in ("sd21", "sd15"):
         sys.exit(f"gen_bench: unknown model kind {kind!r} (sd21 or sd15)")
-    unet = UNet2DConditionModel(
-        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-        block_out_channels=(320, 640, 1280, 1280),
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        cross_attention_dim=cross, attention_head_dim=heads, use_linear_projection=linear,
-        norm_num_groups=32, flip_sin_to_cos=True, freq_shift=0)
+    text = TEXT_SHAPES[kind]
+    unet = UNet2DConditionModel(**unet_kwargs(kind))
     vae = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
         block_out_channels=(128, 256, 512, 512),

@@ -1,0 +1,139 @@
+/* bench_resnet.c — the full-size ResNet-50 image encoder (libcommon/resnet.c):
+ *   bench_resnet check DIR
+ *       loads DIR/model.safetensors (a torchvision resnet50 state dict), runs
+ *       DIR/check.safetensors' input "x" through the eval-mode forward and prints
+ *       one JSON line with the max abs error of the features (and of layer3's
+ *       output) against torch's "feat" ("layer3"), absolute and relative to
+ *       their scale, and ours and torch's relative to the float64 answer;
+ *       exits 1 when the features are off torch's by more than 1e-4 of their scale.
+ *   bench_resnet time [BATCH [SIZE [REPS]]]   (8, 224, 3)
+ *       training-mode forward + backward (random init, random input and
+ *       dfeat) with the gradients zeroed per step, and an eval-mode forward;
+ *       one JSON line with the median seconds, images/s and the peak RSS.
+ * bench/resnet50_check.sh runs both next to torch. */
+#include "bench_util.h"
+#include "common.h"
+#include "resnet.h"
+#include "rng.h"
+#include "safetensors.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static void max_err(const float *got, const float *want, size_t n, double *err, double *scale) {
+    *err = 0, *scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]);
+        if (!(e <= *err)) *err = e; /* NaN counts as the worst */
+        if (fabs(want[i]) > *scale) *scale = fabs(want[i]);
+    }
+}
+
+static int check(const char *dir) {
+    char *mp = xasprintf("%s/model.safetensors", dir), *cp = xasprintf("%s/check.safetensors", dir);
+    st_file *mf = st_open(mp), *cf = st_open(cp);
+    resnet m;
+    resnet_config cfg = resnet50_config();
+    resnet_init(&m, &cfg, 0);
+    resnet_load(&m, mf, "");
+    tensor *x = st_load_f32(cf, "x", 4, (int64_t[]){1, 3, 224, 224});
+    tensor *want = st_load_f32(cf, "feat", 2, (int64_t[]){1, 2048});
+    resnet_cache c;
+    resnet_cache_alloc(&c, &m, 1, 224, 224, 0);
+    float *feat = xmalloc(2048 * sizeof(float));
+    double t0 = now_s();
+    resnet_forward(feat, &m, &c, x->data, 1, 0);
+    double dt = now_s() - t0;
+    double err, scale, err3, scale3;
+    max_err(feat, want->data, 2048, &err, &scale);
+    size_t n3 = (size_t)c.layer3_ch * c.layer3_h * c.layer3_w;
+    tensor *want3 = st_load_f32(cf, "layer3", 4, (int64_t[]){1, c.layer3_ch, c.layer3_h, c.layer3_w});
+    max_err(c.layer3, want3->data, n3, &err3, &scale3);
+    /* against the float64 answer, ours and torch's float32 */
+    tensor *f64 = st_load_f32(cf, "feat64", 2, (int64_t[]){1, 2048});
+    tensor *l64 = st_load_f32(cf, "layer3_64", 4, (int64_t[]){1, c.layer3_ch, c.layer3_h, c.layer3_w});
+    double e64, s64, t64, e3_64, s3_64, t3_64, dummy;
+    max_err(feat, f64->data, 2048, &e64, &s64);
+    max_err(want->data, f64->data, 2048, &t64, &dummy);
+    max_err(c.layer3, l64->data, n3, &e3_64, &s3_64);
+    max_err(want3->data, l64->data, n3, &t3_64, &dummy);
+    printf("{\"bench\":\"resnet50_eval_check\",\"features_max_abs_err\":%.3g,\"features_scale\":%.4g,"
+           "\"features_rel_err\":%.3g,\"layer3_max_abs_err\":%.3g,\"layer3_scale\":%.4g,\"layer3_rel_err\":%.3g,"
+           "\"features_rel_err_vs_f64\":%.3g,\"torch_features_rel_err_vs_f64\":%.3g,"
+           "\"layer3_rel_err_vs_f64\":%.3g,\"torch_layer3_rel_err_vs_f64\":%.3g,\"forward_s\":%.3f}\n",
+           err, scale, err / scale, err3, scale3, err3 / scale3, e64 / s64, t64 / s64, e3_64 / s3_64, t3_64 / s3_64,
+           dt);
+    tensor_free(f64), tensor_free(l64);
+    int ok = err <= 1e-4 * scale;
+    tensor_free(x), tensor_free(want), tensor_free(want3);
+    free(feat);
+    resnet_cache_free(&c);
+    resnet_free(&m);
+    st_close(mf), st_close(cf);
+    free(mp), free(cp);
+    return ok ? 0 : 1;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+static int timing(int batch, int size, int reps) {
+    resnet m;
+    resnet_config cfg = resnet50_config();
+    resnet_init(&m, &cfg, 0);
+    resnet_cache c;
+    resnet_cache_alloc(&c, &m, batch, size, size, 1);
+    size_t nx = (size_t)batch * 3 * size * size;
+    float *x = xmalloc(nx * sizeof(float)), *dfeat = xmalloc((size_t)batch * 2048 * sizeof(float));
+    float *feat = xmalloc((size_t)batch * 2048 * sizeof(float));
+    torch_gen g;
+    torch_gen_seed(&g, 1);
+    torch_randn_f32(&g, x, (int64_t)nx);
+    torch_randn_f32(&g, dfeat, (int64_t)batch * 2048);
+    double *tf = xmalloc((size_t)(reps + 1) * sizeof(double)), *tb = xmalloc((size_t)(reps + 1) * sizeof(double));
+    double *te = xmalloc((size_t)(reps + 1) * sizeof(double));
+    for (int r = 0; r <= reps; r++) { /* r = 0 is the warm-up (first touch of the cache) */
+        param_zero_grad(&m.params);
+        double t0 = now_s();
+        resnet_forward(feat, &m, &c, x, batch, 1);
+        double t1 = now_s();
+        resnet_backward(NULL, &m, &c, dfeat, x);
+        double t2 = now_s();
+        resnet_forward(feat, &m, &c, x, batch, 0);
+        double t3 = now_s();
+        tf[r] = t1 - t0, tb[r] = t2 - t1, te[r] = t3 - t2;
+        fprintf(stderr, "bench_resnet: step %d: forward %.2f s, backward %.2f s, eval forward %.2f s\n", r, tf[r],
+                tb[r], te[r]);
+    }
+    double steps[64];
+    int n = reps < 64 ? reps : 64;
+    for (int r = 0; r < n; r++) steps[r] = tf[r + 1] + tb[r + 1];
+    double step = median(steps, n), fwd = median(tf + 1, reps), bwd = median(tb + 1, reps), ev = median(te + 1, reps);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"bench\":\"resnet50_train_step\",\"impl\":\"synthcxr\",\"threads\":%d,\"batch\":%d,\"size\":%d,"
+           "\"reps\":%d,\"forward_s\":%.3f,\"backward_s\":%.3f,\"seconds_median\":%.3f,\"images_per_s\":%.3f,"
+           "\"eval_forward_s\":%.3f,\"eval_images_per_s\":%.3f,\"peak_rss_mb\":%.0f}\n",
+           threads_get(), batch, size, reps, fwd, bwd, step, batch / step, ev, batch / ev, ru.ru_maxrss / 1024.0);
+    free(x), free(dfeat), free(feat), free(tf), free(tb), free(te);
+    resnet_cache_free(&c);
+    resnet_free(&m);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    prog_init(argv[0]);
+    if (argc == 3 && !strcmp(argv[1], "check")) return check(argv[2]);
+    if (argc >= 2 && argc <= 5 && !strcmp(argv[1], "time")) {
+        int batch = argc > 2 ? (int)parse_long("BATCH", argv[2], 1, 1024) : 8;
+        int size = argc > 3 ? (int)parse_long("SIZE", argv[3], 32, 4096) : 224;
+        int reps = argc > 4 ? (int)parse_long("REPS", argv[4], 1, 64) : 3;
+        return timing(batch, size, reps);
+    }
+    die_usage("usage: bench_resnet check DIR | bench_resnet time [BATCH [SIZE [REPS]]]");
+}

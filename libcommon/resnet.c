@@ -155,7 +155,7 @@ static void walk(resnet *m, int bind) {
                     reg_bn(m, N("downsample.1"), out);
                 }
             } else {
-                resnet_block *b = &m->blocks[bi];
+                resnet_bottleneck *b = &m->blocks[bi];
                 b->in_ch = inplanes, b->width = width, b->out_ch = out, b->stride = stride;
                 bind_conv(m, &b->conv1, N("conv1"), inplanes, width, 1, 1, 0);
                 bind_bn(m, &b->bn1, N("bn1"), width);
@@ -256,7 +256,7 @@ void resnet_cache_alloc(resnet_cache *c, const resnet *m, int batch, int h, int 
     size_t maxact = stem, maxio = pool, total = 0;
     int hh = c->pool_h, ww = c->pool_w;
     for (int i = 0; i < m->nblocks; i++) {
-        const resnet_block *b = &m->blocks[i];
+        const resnet_bottleneck *b = &m->blocks[i];
         resnet_cache_block *cb = &c->blocks[i];
         cb->in_h = hh, cb->in_w = ww;
         cb->out_h = out_size(hh, 3, b->stride, 1), cb->out_w = out_size(ww, 3, b->stride, 1);
@@ -290,7 +290,7 @@ void resnet_cache_alloc(resnet_cache *c, const resnet *m, int batch, int h, int 
         c->stem_c = TAKE(B * stem), c->stem_a = TAKE(B * stem), c->stem_pool = TAKE(B * pool);
         c->stem_stats = TAKE(2 * m->cfg.stem_width);
         for (int i = 0; i < m->nblocks; i++) {
-            const resnet_block *b = &m->blocks[i];
+            const resnet_bottleneck *b = &m->blocks[i];
             resnet_cache_block *cb = &c->blocks[i];
             size_t in1 = B * b->width * cb->in_h * cb->in_w, mid = B * b->width * cb->out_h * cb->out_w;
             size_t out = B * b->out_ch * cb->out_h * cb->out_w;
@@ -360,7 +360,7 @@ void resnet_forward(float *feat, resnet *m, resnet_cache *c, const float *inp, i
                       &(pool2d_dims){batch, C0, c->stem_h, c->stem_w, 3, 3, 2, 2, 1, 1});
     const float *x = c->stem_pool;
     for (int i = 0; i < m->nblocks; i++) {
-        resnet_block *b = &m->blocks[i];
+        resnet_bottleneck *b = &m->blocks[i];
         resnet_cache_block *cb = &c->blocks[i];
         const int hw_in = cb->in_h * cb->in_w, hw = cb->out_h * cb->out_w;
         float *st = cb->stats; /* bn1, bn2, bn3, down_bn: (mean, rstd) each, only in train caches */
@@ -429,7 +429,7 @@ void resnet_backward(float *dinp, resnet *m, resnet_cache *c, const float *dfeat
     zero(gout, (size_t)batch * m->feat_dim * last->out_h * last->out_w);
     global_avgpool_backward(gout, dfeat, batch, m->feat_dim, last->out_h, last->out_w);
     for (int i = m->nblocks - 1; i >= 0; i--) {
-        resnet_block *b = &m->blocks[i];
+        resnet_bottleneck *b = &m->blocks[i];
         const resnet_cache_block *cb = &c->blocks[i];
         const float *x = i ? c->blocks[i - 1].out : c->stem_pool;
         const int hw_in = cb->in_h * cb->in_w, hw = cb->out_h * cb->out_w;

@@ -47,11 +47,11 @@ typedef struct resnet_bn {
     float *num_batches_tracked;             /* [1] buffer (int64 in the state dict) */
 } resnet_bn;
 
-typedef struct resnet_block {
+typedef struct resnet_bottleneck {
     int in_ch, width, out_ch, stride;
     resnet_conv conv1, conv2, conv3, down;  /* down.w == NULL: identity shortcut */
     resnet_bn bn1, bn2, bn3, down_bn;
-} resnet_block;
+} resnet_bottleneck;
 
 typedef struct resnet {
     resnet_config cfg;
@@ -60,7 +60,7 @@ typedef struct resnet {
     resnet_conv conv1;
     resnet_bn bn1;
     int nblocks;
-    resnet_block *blocks; /* layer1.0, layer1.1, ..., layer4.x */
+    resnet_bottleneck *blocks; /* layer1.0, layer1.1, ..., layer4.x */
     int stage_end[4];     /* index one past the last block of each stage */
     int feat_dim;         /* planes * 8 * 4 */
     float momentum, eps;  /* BatchNorm2d defaults 0.1, 1e-5 */

@@ -422,15 +422,26 @@ static void relu_bwd(float *dinp, const float *dout, const float *out, size_t n)
 }
 
 void resnet_backward(float *dinp, resnet *m, resnet_cache *c, const float *dfeat, const float *inp) {
+    resnet_backward_layer3(dinp, m, c, dfeat, NULL, inp);
+}
+
+void resnet_backward_layer3(float *dinp, resnet *m, resnet_cache *c, const float *dfeat, const float *dlayer3,
+                            const float *inp) {
     if (!c->train || !c->last_train) die("resnet_backward: the last forward was not in training mode");
     const int batch = c->last_batch;
     float *gout = c->g[0], *gin = c->g[1], *s1 = c->g[2], *s2 = c->g[3];
     const resnet_cache_block *last = &c->blocks[m->nblocks - 1];
     zero(gout, (size_t)batch * m->feat_dim * last->out_h * last->out_w);
-    global_avgpool_backward(gout, dfeat, batch, m->feat_dim, last->out_h, last->out_w);
+    if (dfeat) global_avgpool_backward(gout, dfeat, batch, m->feat_dim, last->out_h, last->out_w);
+    const int l3 = m->stage_end[2] - 1;
     for (int i = m->nblocks - 1; i >= 0; i--) {
         resnet_bottleneck *b = &m->blocks[i];
         const resnet_cache_block *cb = &c->blocks[i];
+        if (i == l3 && dlayer3) { /* gout is d(layer3's output) here */
+            const size_t n3 = (size_t)batch * c->layer3_ch * c->layer3_h * c->layer3_w;
+#pragma omp parallel for simd schedule(static) if (n3 > 65536)
+            for (size_t j = 0; j < n3; j++) gout[j] += dlayer3[j];
+        }
         const float *x = i ? c->blocks[i - 1].out : c->stem_pool;
         const int hw_in = cb->in_h * cb->in_w, hw = cb->out_h * cb->out_w;
         const float *st = cb->stats;

@@ -120,5 +120,10 @@ void resnet_forward(float *feat, resnet *m, resnet_cache *c, const float *inp, i
  * gradient, or NULL to skip conv1's input gradient (it is never needed in
  * pre-training). */
 void resnet_backward(float *dinp, resnet *m, resnet_cache *c, const float *dfeat, const float *inp);
+/* The same with a gradient into layer3's output as well (GLoRIA's local
+ * features): dlayer3 [batch, layer3_ch, layer3_h, layer3_w] or NULL; dfeat
+ * may be NULL (no global term). */
+void resnet_backward_layer3(float *dinp, resnet *m, resnet_cache *c, const float *dfeat, const float *dlayer3,
+                            const float *inp);
 
 #endif

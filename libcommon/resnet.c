@@ -253,7 +253,7 @@ void resnet_cache_alloc(resnet_cache *c, const resnet *m, int batch, int h, int 
     const size_t B = (size_t)batch;
     size_t stem = (size_t)m->cfg.stem_width * c->stem_h * c->stem_w;
     size_t pool = (size_t)m->cfg.stem_width * c->pool_h * c->pool_w;
-    size_t maxact = stem, maxio = pool, total = 0;
+    size_t maxact = stem, total = 0; /* maxact: the largest activation of one image */
     int hh = c->pool_h, ww = c->pool_w;
     for (int i = 0; i < m->nblocks; i++) {
         const resnet_bottleneck *b = &m->blocks[i];
@@ -265,7 +265,6 @@ void resnet_cache_alloc(resnet_cache *c, const resnet *m, int batch, int h, int 
         size_t out = (size_t)b->out_ch * cb->out_h * cb->out_w;
         if (in1 > maxact) maxact = in1;
         if (out > maxact) maxact = out;
-        if (out > maxio) maxio = out;
         if (train) total += 2 * in1 + 2 * mid + (b->down.w ? 3 : 2) * out + 4 * (size_t)(b->width + b->out_ch);
         hh = cb->out_h, ww = cb->out_w;
     }

@@ -6,6 +6,14 @@
  *       output) against torch's "feat" ("layer3"), absolute and relative to
  *       their scale, and ours and torch's relative to the float64 answer;
  *       exits 1 when the features are off torch's by more than 1e-4 of their scale.
+ *       With DIR/train.safetensors, also one training-mode step at batch 2:
+ *       features, every parameter gradient (the worst tensor's max abs error
+ *       over its scale, against torch float32 and float64; the median over
+ *       tensors against float64, ours and torch float32's) and the running
+ *       statistics after it. At full size in training mode the float32
+ *       gradients of both are far from float64 (ReLU and max-pool switches
+ *       among millions of activations); the tight gradient check is the tiny
+ *       model's, tests/unit/test_resnet.c.
  *   bench_resnet time [BATCH [SIZE [REPS]]]   (8, 224, 3)
  *       training-mode forward + backward (random init, random input and
  *       dfeat) with the gradients zeroed per step, and an eval-mode forward;
@@ -22,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 static void max_err(const float *got, const float *want, size_t n, double *err, double *scale) {
     *err = 0, *scale = 0;
@@ -31,6 +40,8 @@ static void max_err(const float *got, const float *want, size_t n, double *err, 
         if (fabs(want[i]) > *scale) *scale = fabs(want[i]);
     }
 }
+
+static double median(double *v, int n);
 
 static int check(const char *dir) {
     char *mp = xasprintf("%s/model.safetensors", dir), *cp = xasprintf("%s/check.safetensors", dir);
@@ -71,6 +82,69 @@ static int check(const char *dir) {
     tensor_free(x), tensor_free(want), tensor_free(want3);
     free(feat);
     resnet_cache_free(&c);
+
+    /* the training step at batch 2, if written */
+    char *tp = xasprintf("%s/train.safetensors", dir);
+    if (access(tp, R_OK) == 0) {
+        st_file *tf = st_open(tp);
+        tensor *tx = st_load_f32(tf, "x", 4, (int64_t[]){2, 3, 224, 224});
+        tensor *td = st_load_f32(tf, "dfeat", 2, (int64_t[]){2, 2048});
+        tensor *tfeat = st_load_f32(tf, "feat", 2, (int64_t[]){2, 2048});
+        resnet_cache_alloc(&c, &m, 2, 224, 224, 1);
+        float *f2 = xmalloc(2 * 2048 * sizeof(float));
+        param_zero_grad(&m.params);
+        double t1 = now_s();
+        resnet_forward(f2, &m, &c, tx->data, 2, 1);
+        resnet_backward(NULL, &m, &c, td->data, tx->data);
+        double t2 = now_s();
+        double fe, fs;
+        max_err(f2, tfeat->data, 4096, &fe, &fs);
+        /* per tensor: max abs error / max |torch float32|, ours vs torch and
+         * ours / torch float32 vs the float64 gradients; the worst of each */
+        double worst = 0, worst64 = 0, torch64 = 0, bworst = 0;
+        double *r_ours = xmalloc((size_t)m.params.n * sizeof(double)), *r_torch = xmalloc((size_t)m.params.n * sizeof(double));
+        const char *wname = "";
+        for (int i = 0; i < m.params.n; i++) {
+            const param_entry *e = &m.params.e[i];
+            char key[PARAM_NAME_MAX + 8];
+            snprintf(key, sizeof key, "grad.%s", e->name);
+            tensor *g = st_load_f32(tf, key, -1, NULL);
+            snprintf(key, sizeof key, "grad64.%s", e->name);
+            tensor *g64 = st_load_f32(tf, key, -1, NULL);
+            double ge, gs, e64, s64, t64, dummy;
+            max_err(m.params.grad + e->offset, g->data, e->numel, &ge, &gs);
+            max_err(m.params.grad + e->offset, g64->data, e->numel, &e64, &s64);
+            max_err(g->data, g64->data, e->numel, &t64, &dummy);
+            if (ge / gs > worst) worst = ge / gs, wname = e->name;
+            if (e64 / s64 > worst64) worst64 = e64 / s64;
+            if (t64 / s64 > torch64) torch64 = t64 / s64;
+            r_ours[i] = e64 / s64, r_torch[i] = t64 / s64;
+            tensor_free(g), tensor_free(g64);
+        }
+        for (int i = 0; i < m.buffers.n; i++) {
+            const param_entry *e = &m.buffers.e[i];
+            if (e->is_i64) continue;
+            char key[PARAM_NAME_MAX + 8];
+            snprintf(key, sizeof key, "after.%s", e->name);
+            tensor *b = st_load_f32(tf, key, -1, NULL);
+            double be, bs;
+            max_err(m.buffers.data + e->offset, b->data, e->numel, &be, &bs);
+            if (be / bs > bworst) bworst = be / bs;
+            tensor_free(b);
+        }
+        printf("{\"bench\":\"resnet50_train_check\",\"batch\":2,\"features_rel_err\":%.3g,"
+               "\"worst_grad_rel_err\":%.3g,\"worst_grad\":\"%s\",\"worst_grad_rel_err_vs_f64\":%.3g,"
+               "\"torch_worst_grad_rel_err_vs_f64\":%.3g,\"median_grad_rel_err_vs_f64\":%.3g,"
+               "\"torch_median_grad_rel_err_vs_f64\":%.3g,\"running_stats_rel_err\":%.3g,\"step_s\":%.3f}\n",
+               fe / fs, worst, wname, worst64, torch64, median(r_ours, m.params.n), median(r_torch, m.params.n),
+               bworst, t2 - t1);
+        free(r_ours), free(r_torch);
+        tensor_free(tx), tensor_free(td), tensor_free(tfeat);
+        free(f2);
+        resnet_cache_free(&c);
+        st_close(tf);
+    }
+    free(tp);
     resnet_free(&m);
     st_close(mf), st_close(cf);
     free(mp), free(cp);

@@ -2,10 +2,13 @@
 # bench/resnet50_check.sh — the full-size image encoder against torchvision:
 #  1. tests/oracle/resnet50_ref.py (in the oracle venv) writes a torchvision
 #     resnet50 with random weights, one random 224x224 input and torch's
-#     eval-mode features to $RESNET50_DIR (default ~/.cache/synthcxr/resnet50-random,
-#     about 100 MB; outside the repo, reused by later runs);
+#     eval-mode features, and one training step at batch 2 (features, every
+#     parameter gradient, running statistics; float32 and float64) to
+#     $RESNET50_DIR (default ~/.cache/synthcxr/resnet50-random, about 300 MB;
+#     outside the repo, reused by later runs);
 #  2. bench_resnet check: our eval-mode forward of that input, max error of the
-#     features against torch's (one JSON line; exit 1 above 1e-4 of their scale);
+#     features against torch's (a JSON line; exit 1 above 1e-4 of their scale),
+#     and the training step against torch's (a JSON line);
 #  3. bench_resnet time and resnet50_ref.py time: the training-mode forward +
 #     backward at batch $RESNET_BATCH (8), $RESNET_SIZE^2 (224), median of
 #     $RESNET_REPS (3) steps after a warm-up, ours and torch's in the same run
@@ -27,7 +30,7 @@ bin="$BUILD/bench/bench_resnet"
 mkdir -p bench-out
 out=bench-out/resnet50.json
 : > "$out"
-if [ ! -f "$dir/check.safetensors" ]; then
+if [ ! -f "$dir/check.safetensors" ] || [ ! -f "$dir/train.safetensors" ]; then
   "$py" tests/oracle/resnet50_ref.py write "$dir"
 fi
 status=0

@@ -60,9 +60,37 @@ def write(out):
     sd["fc.bias"] = torch.zeros(1000)
     os.makedirs(out, exist_ok=True)
     save_file(sd, os.path.join(out, "model.safetensors"))
+    write_train(out, m.state_dict())
     save_file({"x": x, "feat": feat, "layer3": l3.contiguous(), "feat64": feat64, "layer3_64": l3_64.contiguous()},
               os.path.join(out, "check.safetensors"))
     print(f"wrote {out}/model.safetensors and check.safetensors (torch {torch.__version__})", file=sys.stderr)
+
+
+def write_train(out, state):
+    """One training-mode step at batch 2 from the written weights: features,
+    every parameter gradient for a random dfeat and the running statistics
+    after it, in float32 ("feat", "grad.<name>", "after.<name>") and float64
+    ("feat64", "grad64.<name>", rounded to float32) -> DIR/train.safetensors."""
+    x = torch.randn(2, 3, 224, 224)
+    dfeat = torch.randn(2, 2048)
+    t = {"x": x, "dfeat": dfeat}
+    for dt, tag in ((torch.float32, ""), (torch.float64, "64")):
+        m = model_nofc()
+        m.load_state_dict(state)
+        m = m.to(dt).train()
+        f = m(x.to(dt))
+        f.backward(dfeat.to(dt))
+        t["feat" + tag] = f.detach().float()
+        for k, p in m.named_parameters():
+            t[f"grad{tag}.{k}"] = p.grad.float()
+        if not tag:
+            for k, b in m.named_buffers():
+                t["after." + k] = b.clone()
+    worst = max((t["grad." + k] - t["grad64." + k]).abs().max().item() / t["grad64." + k].abs().max().item()
+                for k, _ in model_nofc().named_parameters())
+    print(f"torch float32 vs float64, training step: worst parameter gradient {worst:.2e} of its scale",
+          file=sys.stderr)
+    save_file(t, os.path.join(out, "train.safetensors"))
 
 
 def timing(batch, size, reps):

@@ -17,7 +17,9 @@
  *   bench_resnet time [BATCH [SIZE [REPS]]]   (8, 224, 3)
  *       training-mode forward + backward (random init, random input and
  *       dfeat) with the gradients zeroed per step, and an eval-mode forward;
- *       one JSON line with the median seconds, images/s and the peak RSS.
+ *       one JSON line with the median seconds, images/s, CPU seconds per
+ *       train step and per eval forward (all threads), the peak RSS and
+ *       the load average (on a shared machine the wall times depend on it).
  * bench/resnet50_check.sh runs both next to torch. */
 #include "bench_util.h"
 #include "common.h"
@@ -151,6 +153,25 @@ static int check(const char *dir) {
     return ok ? 0 : 1;
 }
 
+/* user + system CPU seconds of the process so far (all threads) */
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+           1e-6 * ru.ru_stime.tv_usec;
+}
+
+/* the 1-minute load average: timings on a shared machine mean little without it */
+static double loadavg(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
 static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return v[n / 2];
@@ -171,15 +192,18 @@ static int timing(int batch, int size, int reps) {
     torch_randn_f32(&g, dfeat, (int64_t)batch * 2048);
     double *tf = xmalloc((size_t)(reps + 1) * sizeof(double)), *tb = xmalloc((size_t)(reps + 1) * sizeof(double));
     double *te = xmalloc((size_t)(reps + 1) * sizeof(double));
+    double cpu_train = 0, cpu_eval = 0;
     for (int r = 0; r <= reps; r++) { /* r = 0 is the warm-up (first touch of the cache) */
+        double c0 = cpu_s();
         param_zero_grad(&m.params);
         double t0 = now_s();
         resnet_forward(feat, &m, &c, x, batch, 1);
         double t1 = now_s();
         resnet_backward(NULL, &m, &c, dfeat, x);
-        double t2 = now_s();
+        double t2 = now_s(), c1 = cpu_s();
         resnet_forward(feat, &m, &c, x, batch, 0);
-        double t3 = now_s();
+        double t3 = now_s(), c2 = cpu_s();
+        if (r) cpu_train += c1 - c0, cpu_eval += c2 - c1;
         tf[r] = t1 - t0, tb[r] = t2 - t1, te[r] = t3 - t2;
         fprintf(stderr, "bench_resnet: step %d: forward %.2f s, backward %.2f s, eval forward %.2f s\n", r, tf[r],
                 tb[r], te[r]);
@@ -192,8 +216,12 @@ static int timing(int batch, int size, int reps) {
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"bench\":\"resnet50_train_step\",\"impl\":\"synthcxr\",\"threads\":%d,\"batch\":%d,\"size\":%d,"
            "\"reps\":%d,\"forward_s\":%.3f,\"backward_s\":%.3f,\"seconds_median\":%.3f,\"images_per_s\":%.3f,"
-           "\"eval_forward_s\":%.3f,\"eval_images_per_s\":%.3f,\"peak_rss_mb\":%.0f}\n",
-           threads_get(), batch, size, reps, fwd, bwd, step, batch / step, ev, batch / ev, ru.ru_maxrss / 1024.0);
+           "\"eval_forward_s\":%.3f,\"eval_images_per_s\":%.3f,\"cpu_s_per_step\":%.3f,\"cpu_s_per_eval_forward\":%.3f,"
+           "\"peak_rss_mb\":%.0f,"
+           "\"loadavg_1min\":%.2f}\n",
+           threads_get(), batch, size, reps, fwd, bwd, step, batch / step, ev, batch / ev, cpu_train / reps,
+           cpu_eval / reps,
+           ru.ru_maxrss / 1024.0, loadavg());
     free(x), free(dfeat), free(feat), free(tf), free(tb), free(te);
     resnet_cache_free(&c);
     resnet_free(&m);

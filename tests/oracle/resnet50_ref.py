@@ -8,8 +8,8 @@ script: it writes outside the repo).
       eval-mode features "feat" [1, 2048] and layer3 output "layer3" (float32
       torch), and the same computed in float64 ("feat64", "layer3_64").
   resnet50_ref.py time BATCH SIZE REPS   torch's training-mode forward +
-      backward of resnet50 (no fc) on random input, median seconds per step,
-      printed as one JSON line."""
+      backward of resnet50 (no fc) on random input, median seconds per step
+      and CPU seconds per step (all threads), printed as one JSON line."""
 import json
 import os
 import sys
@@ -100,17 +100,21 @@ def timing(batch, size, reps):
     x = torch.randn(batch, 3, size, size)
     dfeat = torch.randn(batch, 2048)
     times = []
-    for _ in range(reps + 1):  # the first is warm-up
+    for r in range(reps + 1):  # the first is warm-up
+        if r == 1:
+            cpu0 = time.process_time()
         m.zero_grad(set_to_none=False)
         t0 = time.perf_counter()
         m(x).backward(dfeat)
         times.append(time.perf_counter() - t0)
+    cpu = (time.process_time() - cpu0) / reps
     times = sorted(times[1:])
     med = times[len(times) // 2]
     print(json.dumps({"bench": "resnet50_train_step", "impl": "torch", "torch": torch.__version__,
                       "threads": torch.get_num_threads(), "batch": batch, "size": size, "reps": reps,
                       "seconds_median": round(med, 3), "seconds_best": round(times[0], 3),
-                      "images_per_s": round(batch / med, 3)}))
+                      "images_per_s": round(batch / med, 3), "cpu_s_per_step": round(cpu, 3),
+                      "loadavg_1min": os.getloadavg()[0]}))
 
 
 if __name__ == "__main__":

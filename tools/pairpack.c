@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,13 +279,27 @@ static void source_close(source *s) {
     free(s->root);
 }
 
+/* A bad record ends the run: "<input> line N: what". The message is made
+ * before o (which may hold its strings) is freed, so a sanitizer build sees
+ * no leak either. */
+static void bad_record(const source *s, json_t *o, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
+static void bad_record(const source *s, json_t *o, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_decref(o);
+    die("%s line %ld%s", s->name, s->r.lineno, msg);
+}
+
 static const char *str_field(const source *s, json_t *o, const char *key, int required) {
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) {
-        if (required) die("%s line %ld: no \"%s\" (every pair needs id, path and text)", s->name, s->r.lineno, key);
+        if (required) bad_record(s, o, ": no \"%s\" (every pair needs id, path and text)", key);
         return NULL;
     }
-    if (!json_is_string(v)) die("%s line %ld: \"%s\" is not a string", s->name, s->r.lineno, key);
+    if (!json_is_string(v)) bad_record(s, o, ": \"%s\" is not a string", key);
     return json_string_value(v);
 }
 
@@ -293,20 +308,19 @@ static int source_next(source *s, pair *p) {
     for (;;) {
         json_t *o = jsonl_next(&s->r);
         if (!o) return 0;
-        if (!json_is_object(o)) die("%s line %ld: not a JSON object", s->name, s->r.lineno);
+        if (!json_is_object(o)) bad_record(s, o, ": not a JSON object");
         const char *id = str_field(s, o, "id", 1);
-        if (!*id) die("%s line %ld: the id is empty", s->name, s->r.lineno);
+        if (!*id) bad_record(s, o, ": the id is empty");
         int sp = -1;
         if (s->format == FORMAT_MIMIC) {
             sp = split_of(s, id);
-            if (sp < 0) die("%s line %ld (%s): not in mimic-cxr-2.0.0-split.csv", s->name, s->r.lineno, id);
+            if (sp < 0) bad_record(s, o, " (%s): not in mimic-cxr-2.0.0-split.csv", id);
             if (s->split != SPLIT_ALL && sp != s->split) { json_decref(o); continue; }
         }
         const char *path = str_field(s, o, "path", 1);
         const char *text = str_field(s, o, "text", 0);
         const char *imp = str_field(s, o, "impression", 0), *fin = str_field(s, o, "findings", 0);
-        if (!text && !imp && !fin)
-            die("%s line %ld (%s): no \"text\" (nor \"impression\"/\"findings\")", s->name, s->r.lineno, id);
+        if (!text && !imp && !fin) bad_record(s, o, " (%s): no \"text\" (nor \"impression\"/\"findings\")", id);
         p->line = s->r.lineno;
         p->id = xstrdup(id);
         p->path = xstrdup(path);

@@ -90,4 +90,19 @@ for name, h, w, size in CASES:
     refs[name] = torch.from_numpy(mgca_resize(grey, size))
     sizes[name] = size
 
-save("image_prep.safetensors", refs, {"sizes": json.dumps(sizes), "opencv": cv2.__version__})
+# cv2.resize(INTER_AREA) alone on random arrays of random shapes, shrinking,
+# enlarging and mixed (one axis each way): case k is "resize.<k>.in" u8 [h, w]
+# and "resize.<k>.out" u8 [oh, ow].
+shapes = []
+for _ in range(30):
+    h, w = (int(x) for x in rng.integers(1, 65, 2))
+    oh, ow = (int(x) for x in rng.integers(1, 49, 2))
+    shapes.append((h, w, oh, ow))
+shapes += [(64, 32, 32, 16), (63, 45, 21, 15), (5, 7, 40, 44), (40, 3, 20, 48), (1, 1, 7, 5), (48, 48, 48, 48)]
+for k, (h, w, oh, ow) in enumerate(shapes):
+    a = rng.integers(0, 256, (h, w)).astype(np.uint8)
+    refs[f"resize.{k}.in"] = torch.from_numpy(a)
+    refs[f"resize.{k}.out"] = torch.from_numpy(cv2.resize(a, (ow, oh), interpolation=cv2.INTER_AREA))
+
+save("image_prep.safetensors", refs, {"sizes": json.dumps(sizes), "resize_cases": str(len(shapes)),
+                                     "opencv": cv2.__version__})

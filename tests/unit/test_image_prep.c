@@ -2,7 +2,8 @@
  * (tests/oracle/make_image_prep.py): grey decoding of 8/16-bit grey PNG, RGB
  * PNG, grey and colour JPEG equal to cv2's; the resize-and-pad equal to
  * cv2.resize(INTER_AREA) + MGCA's padding on shrinking (odd factors, exact 2x
- * and 3x), enlarging, a square and a 3-pixel sliver, and at the real 256; and
+ * and 3x), enlarging, a square and a 3-pixel sliver, and at the real 256;
+ * cv2.resize alone on 36 random arrays of random shapes; and
  * unreadable files reported, not fatal, by image_prep_load. */
 #include "unit.h"
 #include "image_prep.h"
@@ -64,6 +65,34 @@ static void test_against_opencv(void) {
         tensor_free(want_grey);
     }
     json_decref(sizes);
+    st_close(ref);
+}
+
+/* cv2.resize(INTER_AREA) alone on random arrays of random shapes. */
+static void test_resize_shapes(void) {
+    st_file *ref = st_open(fixture_path("image_prep.safetensors"));
+    int n = atoi(json_string_value(json_object_get(ref->metadata, "resize_cases")));
+    EXPECT(n >= 30, "%d resize cases", n);
+    int up = 0, down = 0;
+    for (int k = 0; k < n; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "resize.%d.in", k);
+        tensor *in = st_load(ref, key);
+        snprintf(key, sizeof key, "resize.%d.out", k);
+        tensor *want = st_load(ref, key);
+        int h = (int)in->shape[0], w = (int)in->shape[1], oh = (int)want->shape[0], ow = (int)want->shape[1];
+        uint8_t *out = xmalloc((size_t)oh * ow);
+        image_resize_area_u8(out, oh, ow, in->data, h, w);
+        char what[96];
+        snprintf(what, sizeof what, "resize %dx%d -> %dx%d", h, w, oh, ow);
+        compare_u8(what, out, want->data, (size_t)oh * ow);
+        up += oh > h || ow > w;
+        down += oh < h && ow < w;
+        free(out);
+        tensor_free(in);
+        tensor_free(want);
+    }
+    EXPECT(up >= 5 && down >= 5, "cases: %d enlarging, %d shrinking", up, down);
     st_close(ref);
 }
 
@@ -143,6 +172,7 @@ static void test_load_grey_dies(void) {
 
 int main(void) {
     RUN(test_against_opencv);
+    RUN(test_resize_shapes);
     RUN(test_padding);
     RUN(test_unreadable);
     RUN(test_load_grey_dies);

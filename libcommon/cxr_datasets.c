@@ -325,6 +325,7 @@ static void drop_test_patients(cxr_data *d) {
     for (long i = 0; i < d->n; i++)
         if (d->items[i].split == CXR_TRAIN && patient_index(t, nt, d->items[i].patient) >= 0) {
             d->items[i].split = CXR_UNUSED;
+            d->items[i].dropped = 1;
             dropped++;
         }
     if (dropped)
@@ -495,8 +496,8 @@ cxr_data *cxr_load(int ds, const char *root, double fraction, uint64_t seed) {
     sample_fraction(d, fraction, seed);
     for (long i = 0; i < d->n; i++) {
         cxr_item *it = &d->items[i];
-        if (it->split < 0) continue;
-        d->n_split[it->split]++;
+        if (it->dropped) continue;
+        if (it->split >= 0) d->n_split[it->split]++;
         if (ds == CXR_RSNA) it->path = rsna_image(root, it);
         else if (!file_exists(it->path)) die("image %s does not exist (%s)", it->path, it->source);
     }

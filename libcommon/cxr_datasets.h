@@ -56,7 +56,8 @@ typedef struct cxr_item {
     char *path;                     /* the image file (root joined) */
     char *patient;                  /* patient id */
     char *source;                   /* "file:line" it came from */
-    int split;                      /* enum cxr_split; CXR_UNUSED: dropped by --fraction */
+    int split;                      /* enum cxr_split; CXR_UNUSED: left out by --fraction (or dropped) */
+    int dropped;                    /* 1: a training row of a test patient, never used (else 0) */
     uint8_t label[CXR_MAX_LABELS];  /* multi-label 0/1 (CheXpert 5, RSNA 1) */
     int32_t cls;                    /* class (COVIDx), else -1 */
 } cxr_item;
@@ -75,7 +76,9 @@ typedef struct cxr_data {
 extern const char *const cxr_dataset_names[CXR_N_DATASETS + 1];   /* NULL-terminated */
 
 /* Reads dataset ds under root, splits it with seed, samples the training
- * labels to fraction (0, 1], and checks that every image used exists. */
+ * labels to fraction (0, 1], and checks that every image exists (those left
+ * out by the fraction too: the feature cache covers the whole dataset, so
+ * that all fractions and seeds share it). */
 cxr_data *cxr_load(int ds, const char *root, double fraction, uint64_t seed);
 void cxr_free(cxr_data *d);
 

@@ -149,8 +149,10 @@ probe_result probe_train(linear_probe *p, const probe_config *c, const float *xt
         } else {
             since++;
         }
-        info("probe epoch %d: train loss %.5f, validation loss %.5f%s", ep, r.last_train_loss, vl,
-             since ? "" : " (best)");
+        int stop = since >= c->patience || ep == c->max_epochs;
+        if (ep == 1 || ep % 10 == 0 || stop)
+            info("probe epoch %d: train loss %.5f, validation loss %.5f (best %.5f at epoch %d)%s", ep,
+                 r.last_train_loss, vl, r.best_val_loss, r.best_epoch, since >= c->patience ? ", stopping" : "");
         if (since >= c->patience) break;
     }
     memcpy(p->ps.data, best, p->ps.total * sizeof *best);

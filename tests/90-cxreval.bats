@@ -103,3 +103,17 @@ check_line() {
     --image-arch "$TINY" --no-cache --seed 1 "${FAST[@]}"
   check_line "$output" chexpert auroc 300
 }
+
+@test "study.mk: a grid of two sources x one dataset x two fractions -> CSV, table, PNG" {
+  command -v gnuplot >/dev/null || skip "gnuplot not installed (tools/install-deps.sh adds gnuplot-nox)"
+  phantom rsna 100
+  run -0 make -s -C "$ROOT" -f pipelines/study.mk BINDIR="$BINDIR" OUT="$TMP/study" JOBS=2 \
+    CKPTS="$FIXTURES/cxreval/tiny_ckpt.safetensors" RANDOM_ARCH="$TINY" DATASETS=rsna \
+    FRACTIONS="0.1 1" DATA_rsna="$TMP/rsna" CXREVAL_ARGS="--epochs 5 --patience 3 --bootstrap 50"
+  assert_line --partial "| Method | RSNA (AUROC) 10% | RSNA (AUROC) 100% |"
+  assert_line --regexp '^\| tiny_ckpt \| [0-9.]+ \([0-9.]+-[0-9.]+\) \| [0-9.]+ \([0-9.]+-[0-9.]+\) \|$'
+  assert_line --regexp '^\| random \| '
+  [ "$(wc -l <"$TMP/study/results.jsonl")" = 4 ]
+  [ "$(wc -l <"$TMP/study/results.csv")" = 5 ]
+  head -c 8 "$TMP/study/study.png" | od -An -tx1 | grep -q '89 50 4e 47'
+}

@@ -65,6 +65,10 @@ check_line() {
     --checkpoint "$FIXTURES/cxreval/no_encoder.safetensors"
   assert_output ""
   stderr_has "no image_encoder.* tensors"
+  run -2 --separate-stderr cxreval --dataset rsna --data "$TMP/rsna" --init imagenet \
+    --image-weights "$FIXTURES/cxreval/tiny_ckpt.safetensors"
+  assert_output ""
+  stderr_has "no tensor conv1.weight: these are not torchvision weights of a resnet50 image encoder"
   run -2 --separate-stderr cxreval --dataset rsna --data "$TMP/rsna" --checkpoint "$TMP/none.safetensors"
   assert_output ""
   stderr_has "$TMP/none.safetensors"

@@ -176,23 +176,25 @@ static void cmdline_parse(struct cmdline *cl, int argc, char **argv) {
 
 /* ---- the encoder --------------------------------------------------------- */
 
-/* Checks that ckpt holds every tensor of m under "image_encoder." with m's
- * shape, so a wrong architecture is one clear sentence (exit 2), not a crash. */
-static void check_encoder_tensors(const st_file *f, const param_set *ps, const char *arch) {
+/* Checks that f holds every tensor of ps under prefix ("image_encoder." in a
+ * checkpoint, "" in torchvision weights) with ps's shape, so a wrong
+ * architecture is one clear sentence (exit 2), not a crash. */
+static void check_encoder_tensors(const st_file *f, const param_set *ps, const char *arch, const char *prefix) {
     int found = 0;
-    for (int i = 0; i < f->n; i++) found += !strncmp(f->entries[i].name, "image_encoder.", 14);
+    size_t pl = strlen(prefix);
+    for (int i = 0; i < f->n; i++) found += !strncmp(f->entries[i].name, prefix, pl);
     if (!found)
         die("%s: no image_encoder.* tensors: not a vlptrain checkpoint (an image encoder under "
             "image_encoder.<torchvision name> is needed)", f->path);
     for (int k = 0; k < ps->n; k++) {
         const param_entry *e = &ps->e[k];
         char name[PARAM_NAME_MAX + 16];
-        snprintf(name, sizeof name, "image_encoder.%s", e->name);
+        snprintf(name, sizeof name, "%s%s", prefix, e->name);
         const st_entry *t = st_find(f, name);
         if (!t) {
             if (e->is_i64) continue;   /* num_batches_tracked: optional, as torchvision */
-            die("%s: no tensor %s: the checkpoint is not a %s image encoder (wrong architecture?)", f->path, name,
-                arch);
+            die("%s: no tensor %s: %s %s image encoder (wrong architecture?)", f->path, name,
+                pl ? "the checkpoint is not a" : "these are not torchvision weights of a", arch);
         }
         int same = t->ndim == e->ndim;
         for (int d = 0; same && d < e->ndim; d++) same = t->shape[d] == e->shape[d];
@@ -228,13 +230,10 @@ static void encoder_open(resnet *m, const struct cmdline *cl) {
         }
     }
     resnet_init(m, &cfg, 0);
-    if (cl->init == INIT_CHECKPOINT) {
-        check_encoder_tensors(f, &m->params, arch);
-        check_encoder_tensors(f, &m->buffers, arch);
-        resnet_load(m, f, "image_encoder.");
-    } else {
-        resnet_load(m, f, "");
-    }
+    const char *prefix = cl->init == INIT_CHECKPOINT ? "image_encoder." : "";
+    check_encoder_tensors(f, &m->params, arch, prefix);
+    check_encoder_tensors(f, &m->buffers, arch, prefix);
+    resnet_load(m, f, prefix);
     st_close(f);
 }
 

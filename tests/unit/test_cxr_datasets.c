@@ -40,6 +40,7 @@ static int disjoint(const cxr_data *d) {
 }
 
 static const char *chex_root;
+static char bad_root[1024];   /* scratch datasets */
 static const char chex_header[] =
     "Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,Lung Opacity,"
     "Lung Lesion,Edema,Consolidation,Pneumonia,Atelectasis,Pneumothorax,Pleural Effusion,Pleural Other,"
@@ -219,6 +220,36 @@ static void test_covidx(void) {
     cxr_free(d);
 }
 
+/* A training patient who is also in the official test set: their training
+ * rows are left out (the test set is fixed), never split into train or val. */
+static void test_test_patient_dropped(void) {
+    char root[1100], p[1200], *tr = NULL, line[128];
+    snprintf(root, sizeof root, "%s/covleak", bad_root);
+    for (int k = 0; k < 20; k++) {
+        snprintf(line, sizeof line, "%d a%02d.png %s s\n", 200 + k, k, k % 2 ? "normal" : "pneumonia");
+        tr = cat(tr, line);
+        snprintf(p, sizeof p, "%s/train/a%02d.png", root, k);
+        write_file(p, "x");
+    }
+    snprintf(p, sizeof p, "%s/train.txt", root);
+    write_file(p, tr);
+    snprintf(p, sizeof p, "%s/test.txt", root);
+    write_file(p, "203 t1.png normal s\n207 t2.png pneumonia s\n");
+    snprintf(p, sizeof p, "%s/test/t1.png", root);
+    write_file(p, "x");
+    snprintf(p, sizeof p, "%s/test/t2.png", root);
+    write_file(p, "x");
+    free(tr);
+    for (uint64_t seed = 0; seed < 4; seed++) {
+        cxr_data *d = cxr_load(CXR_COVIDX, root, 1, seed);
+        EXPECT(d->items[3].dropped && d->items[3].split == CXR_UNUSED && d->items[7].dropped, "not dropped");
+        EXPECT(d->n_split[0] + d->n_split[1] == 18 && d->n_split[2] == 2, "%ld + %ld, %ld", d->n_split[0],
+               d->n_split[1], d->n_split[2]);
+        EXPECT(disjoint(d), "disjoint");
+        cxr_free(d);
+    }
+}
+
 static void test_fraction(void) {
     for (uint64_t seed = 0; seed < 5; seed++) {
         cxr_data *d = cxr_load(CXR_CHEXPERT, chex_root, 0.01, seed);
@@ -251,8 +282,6 @@ static void test_fraction(void) {
 }
 
 /* ---- bad input ---------------------------------------------------------- */
-
-static char bad_root[1024];
 
 static void load_chexpert_bad(void *arg) { cxr_load(CXR_CHEXPERT, (const char *)arg, 1, 0); }
 static void load_rsna_bad(void *arg) { cxr_load(CXR_RSNA, (const char *)arg, 1, 0); }
@@ -334,6 +363,7 @@ int main(void) {
     RUN(test_rsna);
     RUN(test_covidx);
     RUN(test_fraction);
+    RUN(test_test_patient_dropped);
     RUN(test_bad_tables);
     char cmd[1100];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", unit_tmpdir());

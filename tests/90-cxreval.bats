@@ -85,6 +85,8 @@ check_line() {
   [ "$(jq .n_test <<<"$output")" = 15 ]
   local first=$output
   ls "$TMP"/cache/rsna-*.safetensors
+  # safetensors metadata values must be strings (Python's safetensors refuses others)
+  grep -a -q '"images":"100"' "$TMP"/cache/rsna-*.safetensors
   run -0 --separate-stderr cxreval --dataset rsna --data "$TMP/rsna" --init random --image-arch "$TINY" \
     --fraction 0.1 --cache-dir "$TMP/cache" --epochs 8 --patience 3 --bootstrap 100
   assert_equal "$output" "$first"

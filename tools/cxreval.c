@@ -357,8 +357,11 @@ static float *features_get(resnet *m, const cxr_data *d, const long *idx, long n
         const tensor *ts[1] = {t};
         char wk[40];
         snprintf(wk, sizeof wk, "%016llx", (unsigned long long)wh);
-        json_t *meta = json_pack("{s:s, s:s, s:s, s:I}", "key", key, "weights", wk, "dataset",
-                                 cxr_dataset_names[d->dataset], "images", (json_int_t)n);
+        char nimg[32];
+        snprintf(nimg, sizeof nimg, "%ld", n);
+        /* safetensors metadata values are strings */
+        json_t *meta = json_pack("{s:s, s:s, s:s, s:s}", "key", key, "weights", wk, "dataset",
+                                 cxr_dataset_names[d->dataset], "images", nimg);
         st_write(file, 1, names, ts, meta);
         json_decref(meta);
         tensor_free(t);

@@ -92,6 +92,13 @@ check_line() {
   assert_equal "$output" "$first"
   stderr_has "from the cache"
   stderr_has "AUROC"
+  # the dataset rewritten in place (same seed: same file names; other size: other pixels)
+  rm -rf "$TMP/rsna"
+  cxrphantom -q -o "$TMP/rsna" -f rsna -n 100 --seed 3 --size 80
+  run -0 --separate-stderr cxreval --dataset rsna --data "$TMP/rsna" --init random --image-arch "$TINY" \
+    --fraction 0.1 --cache-dir "$TMP/cache" --epochs 8 --patience 3 --bootstrap 100
+  refute_regex "$stderr" "from the cache"
+  [ "$(ls "$TMP"/cache/rsna-*.safetensors | wc -l)" = 2 ]
 }
 
 @test "cxreval: COVIDx end to end (accuracy) with a tiny checkpoint" {

@@ -290,8 +290,8 @@ static void mkdirs(const char *dir) {
 }
 
 /* Features [n, feat_dim] of the items idx[0..n): from the cache when its key
- * matches (encoder weights + architecture, dataset, image paths, the image
- * recipe), else computed and stored. */
+ * matches (encoder weights + architecture, dataset, image paths with their
+ * sizes and modification times, the image recipe), else computed and stored. */
 static float *features_get(resnet *m, const cxr_data *d, const long *idx, long n, const struct cmdline *cl) {
     int F = m->feat_dim;
     uint64_t h = 0xcbf29ce484222325ull;
@@ -304,7 +304,16 @@ static float *features_get(resnet *m, const cxr_data *d, const long *idx, long n
     static const char recipe[] = "mgca-resize256-pad-centercrop224-norm0.5-grey3";
     h = fnv1a(h, recipe, sizeof recipe);
     h = fnv1a(h, cxr_dataset_names[d->dataset], strlen(cxr_dataset_names[d->dataset]) + 1);
-    for (long i = 0; i < n; i++) h = fnv1a(h, d->items[idx[i]].path, strlen(d->items[idx[i]].path) + 1);
+    /* each image by path, size and modification time, so that a dataset rewritten in
+     * place (same names, new pixels) is never served stale features */
+    for (long i = 0; i < n; i++) {
+        const cxr_item *it = &d->items[idx[i]];
+        struct stat st;
+        if (stat(it->path, &st) != 0) die("image %s does not exist (%s)", it->path, it->source);
+        int64_t id[3] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec};
+        h = fnv1a(h, it->path, strlen(it->path) + 1);
+        h = fnv1a(h, id, sizeof id);
+    }
     char key[40];
     snprintf(key, sizeof key, "%016llx", (unsigned long long)h);
     char *dir = cl->no_cache ? NULL : cache_dir(cl);

@@ -1,14 +1,28 @@
 /* cxreval.c — the study's measure: how good is a frozen image encoder? Loads
- * the encoder of a vlptrain checkpoint (or ImageNet / random baselines), reads
- * a chest X-ray dataset in its distributed layout, trains a linear probe
- * (segmentation and detection heads later) on a label fraction, and prints one
- * JSON line of results. This file is the command line; classification arrives
- * with issue #9. */
+ * the ResNet image encoder of a vlptrain checkpoint (or the ImageNet / random
+ * baselines), reads a chest X-ray dataset in its distributed layout
+ * (cxr_datasets.h), computes every image's feature once (cached on disk),
+ * trains a linear probe on a label fraction (linear_probe.h) and prints one
+ * JSON line of results (metrics.h) on stdout and a table on stderr.
+ * Segmentation and detection heads come later. */
 #include "common.h"
 
+#include "cxr_datasets.h"
+#include "image_prep.h"
+#include "linear_probe.h"
+#include "metrics.h"
+#include "progress.h"
+#include "resnet.h"
+#include "safetensors.h"
+
+#include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char usage[] =
     "Usage: cxreval --dataset D --data DIR --checkpoint CKPT [OPTION]...\n"
@@ -25,7 +39,10 @@ static const char usage[] =
     "      --data DIR            the dataset's folder as distributed; required\n"
     "      --checkpoint CKPT     vlptrain checkpoint whose image encoder is tested\n"
     "      --init I              checkpoint, imagenet or random (default checkpoint)\n"
-    "      --image-weights FILE  torchvision ResNet-50 weights for --init imagenet\n"
+    "      --image-weights FILE  torchvision ResNet-50 weights (safetensors) for\n"
+    "                            --init imagenet\n"
+    "      --image-arch A        encoder for --init random: resnet50 (default) or a\n"
+    "                            JSON ResNet config (see cxreval(1))\n"
     "      --fraction F          fraction of the training labels used, 0-1\n"
     "                            (default 1; the study uses 0.01, 0.1 and 1)\n"
     "      --seed N              label sampling, splits, probe init (default 0)\n"
@@ -36,8 +53,10 @@ static const char usage[] =
     "      --patience N          stop after N epochs without a better validation\n"
     "                            loss, 1-100000 (default 10)\n"
     "      --bootstrap N         resamples for 95% intervals; 0 = none (default 1000)\n"
-    "      --cache DIR           feature cache (default: $XDG_CACHE_HOME/synthcxr,\n"
-    "                            else ~/.cache/synthcxr)\n"
+    "      --cache-dir DIR       feature cache (default: $XDG_CACHE_HOME/synthcxr/\n"
+    "                            cxreval, else ~/.cache/synthcxr/cxreval);\n"
+    "                            --cache DIR is the same\n"
+    "      --no-cache            compute the features, keep nothing\n"
     COMMON_HELP
     "\n"
     "Example:\n"
@@ -68,12 +87,14 @@ struct cmdline {
     double lr, weight_decay;
     long batch, epochs, patience, bootstrap;
     const char *cache;        /* NULL: the XDG default */
+    const char *image_arch;   /* --init random: resnet50 or a JSON config */
+    int no_cache;
     struct common_opts common;
 };
 
 enum { OPT_TASK = OPT_COMMON_LAST, OPT_DATASET, OPT_DATA, OPT_CHECKPOINT, OPT_INIT,
        OPT_IMAGE_WEIGHTS, OPT_FRACTION, OPT_SEED, OPT_LR, OPT_WEIGHT_DECAY, OPT_BATCH,
-       OPT_EPOCHS, OPT_PATIENCE, OPT_BOOTSTRAP, OPT_CACHE };
+       OPT_EPOCHS, OPT_PATIENCE, OPT_BOOTSTRAP, OPT_CACHE, OPT_IMAGE_ARCH, OPT_NO_CACHE };
 
 static const struct option longopts[] = {
     {"task", required_argument, 0, OPT_TASK},
@@ -91,6 +112,9 @@ static const struct option longopts[] = {
     {"patience", required_argument, 0, OPT_PATIENCE},
     {"bootstrap", required_argument, 0, OPT_BOOTSTRAP},
     {"cache", required_argument, 0, OPT_CACHE},
+    {"cache-dir", required_argument, 0, OPT_CACHE},
+    {"no-cache", no_argument, 0, OPT_NO_CACHE},
+    {"image-arch", required_argument, 0, OPT_IMAGE_ARCH},
     COMMON_LONGOPTS,
     {0, 0, 0, 0}};
 
@@ -127,6 +151,8 @@ static void cmdline_parse(struct cmdline *cl, int argc, char **argv) {
         case OPT_PATIENCE: cl->patience = parse_long("--patience", optarg, 1, 100000); break;
         case OPT_BOOTSTRAP: cl->bootstrap = parse_long("--bootstrap", optarg, 0, 1000000); break;
         case OPT_CACHE: cl->cache = optarg; break;
+        case OPT_NO_CACHE: cl->no_cache = 1; break;
+        case OPT_IMAGE_ARCH: cl->image_arch = optarg; break;
         default: common_option(c, optarg, &cl->common, &doc);
         }
     }
@@ -143,6 +169,235 @@ static void cmdline_parse(struct cmdline *cl, int argc, char **argv) {
         die_usage("--init imagenet needs --image-weights FILE (torchvision ResNet-50)");
     if (cl->init != INIT_IMAGENET && cl->image_weights)
         die_usage("--image-weights goes with --init imagenet");
+    if (cl->image_arch && cl->init != INIT_RANDOM)
+        die_usage("--image-arch goes with --init random (a checkpoint names its own; ImageNet is resnet50)");
+}
+
+
+/* ---- the encoder --------------------------------------------------------- */
+
+/* Checks that f holds every tensor of ps under prefix ("image_encoder." in a
+ * checkpoint, "" in torchvision weights) with ps's shape, so a wrong
+ * architecture is one clear sentence (exit 2), not a crash. */
+static void check_encoder_tensors(const st_file *f, const param_set *ps, const char *arch, const char *prefix) {
+    int found = 0;
+    size_t pl = strlen(prefix);
+    for (int i = 0; i < f->n; i++) found += !strncmp(f->entries[i].name, prefix, pl);
+    if (!found)
+        die("%s: no image_encoder.* tensors: not a vlptrain checkpoint (an image encoder under "
+            "image_encoder.<torchvision name> is needed)", f->path);
+    for (int k = 0; k < ps->n; k++) {
+        const param_entry *e = &ps->e[k];
+        char name[PARAM_NAME_MAX + 16];
+        snprintf(name, sizeof name, "%s%s", prefix, e->name);
+        const st_entry *t = st_find(f, name);
+        if (!t) {
+            if (e->is_i64) continue;   /* num_batches_tracked: optional, as torchvision */
+            die("%s: no tensor %s: %s %s image encoder (wrong architecture?)", f->path, name,
+                pl ? "the checkpoint is not a" : "these are not torchvision weights of a", arch);
+        }
+        int same = t->ndim == e->ndim;
+        for (int d = 0; same && d < e->ndim; d++) same = t->shape[d] == e->shape[d];
+        if (!same) {
+            char want[96] = "", got[96] = "";
+            for (int d = 0; d < e->ndim; d++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)e->shape[d]);
+            for (int d = 0; d < t->ndim; d++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "", (long long)t->shape[d]);
+            die("%s: tensor %s has shape [%s], a %s image encoder needs [%s] (wrong architecture?)", f->path, name,
+                got, arch, want);
+        }
+    }
+}
+
+/* The encoder for the command line, and a printable name of its weights. */
+static void encoder_open(resnet *m, const struct cmdline *cl) {
+    if (cl->init == INIT_RANDOM) {
+        resnet_config cfg = cl->image_arch ? resnet_config_parse(cl->image_arch) : resnet50_config();
+        resnet_init(m, &cfg, (uint64_t)cl->seed);
+        return;
+    }
+    const char *path = cl->init == INIT_CHECKPOINT ? cl->checkpoint : cl->image_weights;
+    st_file *f = st_open(path);
+    resnet_config cfg = resnet50_config();
+    const char *arch = "resnet50";
+    if (cl->init == INIT_CHECKPOINT && f->metadata) {
+        json_t *a = json_object_get(f->metadata, "image_arch");
+        if (a && !json_is_string(a)) die("%s: metadata image_arch is not a string", path);
+        if (a) {
+            arch = json_string_value(a);
+            cfg = resnet_config_parse(arch);
+        }
+    }
+    resnet_init(m, &cfg, 0);
+    const char *prefix = cl->init == INIT_CHECKPOINT ? "image_encoder." : "";
+    check_encoder_tensors(f, &m->params, arch, prefix);
+    check_encoder_tensors(f, &m->buffers, arch, prefix);
+    resnet_load(m, f, prefix);
+    st_close(f);
+}
+
+/* 64-bit FNV-1a, for the cache key. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* ---- features ------------------------------------------------------------ */
+
+enum { IMG_PAD = 256, IMG_CROP = 224, ENC_BATCH = 16 };
+
+/* MGCA's evaluation image: resize_img to 256 (longer side, zero padding),
+ * CenterCrop 224 (offset round((256-224)/2) = 16), ToTensor, Normalize(0.5,
+ * 0.5), grey copied to the three channels (PIL convert("RGB")).
+ * out [3, 224, 224]. Returns 0 with err set when the file is unreadable. */
+static int image_tensor(float *out, const char *path, char *err, size_t errlen) {
+    tensor *t = image_prep_load(path, IMG_PAD, err, errlen);
+    if (!t) return 0;
+    const uint8_t *px = t->data;
+    int off = (IMG_PAD - IMG_CROP) / 2;
+    for (int y = 0; y < IMG_CROP; y++)
+        for (int x = 0; x < IMG_CROP; x++) {
+            float v = ((float)px[(y + off) * IMG_PAD + x + off] / 255.0f - 0.5f) / 0.5f;
+            for (int c = 0; c < 3; c++) out[((size_t)c * IMG_CROP + y) * IMG_CROP + x] = v;
+        }
+    tensor_free(t);
+    return 1;
+}
+
+static char *cache_dir(const struct cmdline *cl) {
+    if (cl->cache) return xstrdup(cl->cache);
+    const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (x && *x) return xasprintf("%s/synthcxr/cxreval", x);
+    return xasprintf("%s/.cache/synthcxr/cxreval", home && *home ? home : ".");
+}
+
+static void mkdirs(const char *dir) {
+    char *p = xstrdup(dir);
+    for (char *s = p + 1;; s++) {
+        if (*s && *s != '/') continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            int err = errno;
+            die("cannot create folder %s: %s", p, strerror(err));
+        }
+        if (!c) break;
+        *s = c;
+    }
+    free(p);
+}
+
+/* Features [n, feat_dim] of the items idx[0..n): from the cache when its key
+ * matches (encoder weights + architecture, dataset, image paths with their
+ * sizes and modification times, the image recipe), else computed and stored. */
+static float *features_get(resnet *m, const cxr_data *d, const long *idx, long n, const struct cmdline *cl) {
+    int F = m->feat_dim;
+    uint64_t h = 0xcbf29ce484222325ull;
+    char *arch = resnet_config_string(&m->cfg);
+    h = fnv1a(h, arch, strlen(arch) + 1);
+    free(arch);
+    h = fnv1a(h, m->params.data, m->params.total * sizeof(float));
+    h = fnv1a(h, m->buffers.data, m->buffers.total * sizeof(float));
+    uint64_t wh = h;
+    static const char recipe[] = "mgca-resize256-pad-centercrop224-norm0.5-grey3";
+    h = fnv1a(h, recipe, sizeof recipe);
+    h = fnv1a(h, cxr_dataset_names[d->dataset], strlen(cxr_dataset_names[d->dataset]) + 1);
+    /* each image by path, size and modification time, so that a dataset rewritten in
+     * place (same names, new pixels) is never served stale features */
+    for (long i = 0; i < n; i++) {
+        const cxr_item *it = &d->items[idx[i]];
+        struct stat st;
+        if (stat(it->path, &st) != 0) die("image %s does not exist (%s)", it->path, it->source);
+        int64_t id[3] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec};
+        h = fnv1a(h, it->path, strlen(it->path) + 1);
+        h = fnv1a(h, id, sizeof id);
+    }
+    char key[40];
+    snprintf(key, sizeof key, "%016llx", (unsigned long long)h);
+    char *dir = cl->no_cache ? NULL : cache_dir(cl);
+    char *file = dir ? xasprintf("%s/%s-%s.safetensors", dir, cxr_dataset_names[d->dataset], key) : NULL;
+    float *feat = xmalloc((size_t)n * F * sizeof *feat);
+    struct stat sb;
+    if (file && stat(file, &sb) == 0) {
+        st_file *f = st_open(file);
+        json_t *k = f->metadata ? json_object_get(f->metadata, "key") : NULL;
+        if (k && json_is_string(k) && !strcmp(json_string_value(k), key)) {
+            int64_t shape[2] = {n, F};
+            st_read_f32(f, "features", 2, shape, feat);
+            st_close(f);
+            info("features of %ld images from the cache %s", n, file);
+            free(file);
+            free(dir);
+            return feat;
+        }
+        st_close(f);
+        warn("%s: not a cache file for this run; computing afresh", file);
+    }
+    resnet_cache rc;
+    resnet_cache_alloc(&rc, m, ENC_BATCH, IMG_CROP, IMG_CROP, 0);
+    float *x = xmalloc((size_t)ENC_BATCH * 3 * IMG_CROP * IMG_CROP * sizeof *x);
+    int *ok = xmalloc(ENC_BATCH * sizeof *ok);
+    char (*err)[512] = xmalloc(ENC_BATCH * sizeof *err);
+    progress pg;
+    progress_start(&pg, "features", n, "images");
+    for (long s = 0; s < n; s += ENC_BATCH) {
+        int b = (int)(n - s < ENC_BATCH ? n - s : ENC_BATCH);
+        #pragma omp parallel for schedule(dynamic, 1)
+        for (int k = 0; k < b; k++)
+            ok[k] = image_tensor(x + (size_t)k * 3 * IMG_CROP * IMG_CROP, d->items[idx[s + k]].path, err[k],
+                                 sizeof err[k]);
+        for (int k = 0; k < b; k++)
+            if (!ok[k]) die("%s (%s)", err[k], d->items[idx[s + k]].source);
+        resnet_forward(feat + s * F, m, &rc, x, b, 0);
+        progress_update(&pg, s + b);
+    }
+    progress_end(&pg);
+    free(err);
+    free(ok);
+    free(x);
+    resnet_cache_free(&rc);
+    if (file) {
+        mkdirs(dir);
+        int64_t shape[2] = {n, F};
+        tensor *t = tensor_view(DTYPE_F32, 2, shape, feat);
+        const char *names[1] = {"features"};
+        const tensor *ts[1] = {t};
+        char wk[40];
+        snprintf(wk, sizeof wk, "%016llx", (unsigned long long)wh);
+        char nimg[32];
+        snprintf(nimg, sizeof nimg, "%ld", n);
+        /* safetensors metadata values are strings */
+        json_t *meta = json_pack("{s:s, s:s, s:s, s:s}", "key", key, "weights", wk, "dataset",
+                                 cxr_dataset_names[d->dataset], "images", nimg);
+        st_write(file, 1, names, ts, meta);
+        json_decref(meta);
+        tensor_free(t);
+        info("features cached in %s", file);
+    }
+    free(file);
+    free(dir);
+    return feat;
+}
+
+/* ---- the run --------------------------------------------------------------- */
+
+/* Rows of split s: features [k, F] and targets [k, out] (labels, or one-hot classes). */
+static long gather(const cxr_data *d, int s, const float *feat, const long *pos, int F, float **x, float **t) {
+    long k = d->n_split[s], r = 0;
+    *x = xmalloc((size_t)(k ? k : 1) * F * sizeof **x);
+    *t = xcalloc((size_t)(k ? k : 1) * d->n_labels, sizeof **t);
+    for (long i = 0; i < d->n; i++) {
+        const cxr_item *it = &d->items[i];
+        if (it->split != s) continue;
+        memcpy(*x + r * F, feat + pos[i] * F, (size_t)F * sizeof **x);
+        for (int j = 0; j < d->n_labels; j++)
+            (*t)[r * d->n_labels + j] = d->multi_label ? it->label[j] : (float)(it->cls == j);
+        r++;
+    }
+    CHECK(r == k);
+    return k;
 }
 
 int main(int argc, char **argv) {
@@ -151,8 +406,100 @@ int main(int argc, char **argv) {
     struct cmdline cl;
     cmdline_parse(&cl, argc, argv);
     common_start(&cl.common);
-    if (cl.task == TASK_CLASSIFY)
-        die("linear-probe classification is not built yet (issue #9); nothing was read or written");
-    die("--task %s is not built yet (it follows classification, issue #9); "
-        "nothing was read or written", tasks[cl.task]);
+    if (cl.task != TASK_CLASSIFY)
+        die("--task %s is not built yet (it follows classification, issue #9); "
+            "nothing was read or written", tasks[cl.task]);
+    int ds = cl.dataset == DS_CHEXPERT ? CXR_CHEXPERT : cl.dataset == DS_RSNA ? CXR_RSNA : CXR_COVIDX;
+
+    cxr_data *d = cxr_load(ds, cl.data, cl.fraction, (uint64_t)cl.seed);
+    info("%s: %ld images for training (of %ld), %ld validation, %ld test", datasets[cl.dataset], d->n_split[0],
+         d->n_train_full, d->n_split[1], d->n_split[2]);
+    resnet m;
+    encoder_open(&m, &cl);
+    int F = m.feat_dim;
+
+    /* every image of the dataset (all fractions and seeds share the cache) */
+    long *idx = xmalloc((size_t)d->n * sizeof *idx), *pos = xmalloc((size_t)d->n * sizeof *pos), n = 0;
+    for (long i = 0; i < d->n; i++) {
+        pos[i] = -1;
+        if (!d->items[i].dropped) pos[i] = n, idx[n++] = i;
+    }
+    float *feat = features_get(&m, d, idx, n, &cl);
+    resnet_free(&m);
+
+    float *xtr, *ttr, *xva, *tva, *xte, *tte;
+    long ntr = gather(d, CXR_TRAIN, feat, pos, F, &xtr, &ttr);
+    long nva = gather(d, CXR_VAL, feat, pos, F, &xva, &tva);
+    long nte = gather(d, CXR_TEST, feat, pos, F, &xte, &tte);
+    free(feat);
+
+    probe_config pc = probe_defaults(d->multi_label, (uint64_t)cl.seed);
+    pc.lr = (float)cl.lr;
+    pc.weight_decay = (float)cl.weight_decay;
+    pc.batch = (int)cl.batch;
+    pc.max_epochs = (int)cl.epochs;
+    pc.patience = (int)cl.patience;
+    linear_probe p;
+    probe_init(&p, F, d->n_labels, (uint64_t)cl.seed);
+    probe_result pr = probe_train(&p, &pc, xtr, ttr, ntr, xva, tva, nva);
+
+    float *logits = xmalloc((size_t)nte * d->n_labels * sizeof *logits);
+    probe_predict(&p, xte, nte, logits);
+    double *score = xmalloc((size_t)nte * d->n_labels * sizeof *score);
+    uint8_t *lab = xmalloc((size_t)nte * d->n_labels);
+    int32_t *y = xmalloc((size_t)nte * sizeof *y);
+    for (long i = 0; i < nte; i++) {
+        y[i] = 0;
+        for (int j = 0; j < d->n_labels; j++) {
+            score[i * d->n_labels + j] = logits[i * d->n_labels + j];
+            lab[i * d->n_labels + j] = tte[i * d->n_labels + j] > 0.5f;
+            if (tte[i * d->n_labels + j] > 0.5f) y[i] = j;
+        }
+    }
+    const char *metric = d->multi_label ? "auroc" : "accuracy";
+    char what[256];
+    snprintf(what, sizeof what, "%s test set", datasets[cl.dataset]);
+    metric_ci ci = metrics_bootstrap(d->multi_label ? METRIC_AUROC_MACRO : METRIC_ACCURACY, score, lab, y, nte,
+                                     d->n_labels, cl.bootstrap, (uint64_t)cl.seed, what);
+
+    json_t *o = json_pack("{s:s, s:s, s:f, s:s, s:o, s:s, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                          "task", "classify", "dataset", datasets[cl.dataset], "fraction", cl.fraction, "init",
+                          inits[cl.init], "checkpoint", cl.checkpoint ? json_string(cl.checkpoint) : json_null(),
+                          "metric", metric, "value", ci.value, "ci_low", ci.low, "ci_high", ci.high, "seed",
+                          (json_int_t)cl.seed, "n_train", (json_int_t)ntr, "n_val", (json_int_t)nva, "n_test",
+                          (json_int_t)nte, "bootstrap", (json_int_t)ci.n_resamples, "epochs",
+                          (json_int_t)pr.epochs_run, "best_epoch", (json_int_t)pr.best_epoch);
+    if (!o) die("cannot build the result line");
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    if (printf("%s\n", line) < 0 || fflush(stdout) != 0) die("cannot write the result: %s", strerror(errno));
+    free(line);
+    json_decref(o);
+
+    if (!common_quiet) {
+        fprintf(stderr, "\n  %s, %g of the training labels, init %s%s%s, seed %ld\n", datasets[cl.dataset],
+                cl.fraction, inits[cl.init], cl.checkpoint ? " " : "", cl.checkpoint ? cl.checkpoint : "", cl.seed);
+        fprintf(stderr, "  images: train %ld (of %ld), validation %ld, test %ld; feature %d-d\n", ntr,
+                d->n_train_full, nva, nte, F);
+        fprintf(stderr, "  probe: %d epochs, best %d (validation loss %.4f)\n", pr.epochs_run, pr.best_epoch,
+                pr.best_val_loss);
+        if (d->multi_label && d->n_labels > 1)
+            for (int j = 0; j < d->n_labels; j++) {
+                double a;
+                double *sc = xmalloc((size_t)nte * sizeof *sc);
+                uint8_t *lb = xmalloc((size_t)nte);
+                for (long i = 0; i < nte; i++) sc[i] = score[i * d->n_labels + j], lb[i] = lab[i * d->n_labels + j];
+                if (metrics_auroc_try(sc, lb, nte, &a)) fprintf(stderr, "  %-22s AUROC %.4f\n", d->label_names[j], a);
+                free(sc);
+                free(lb);
+            }
+        fprintf(stderr, "  %-22s %s %.4f  95%% CI [%.4f, %.4f] (%ld resamples, %ld redrawn)\n\n",
+                d->multi_label ? (d->n_labels > 1 ? "macro" : d->label_names[0]) : "top-1",
+                d->multi_label ? "AUROC" : "accuracy", ci.value, ci.low, ci.high, ci.n_resamples, ci.n_skipped);
+    }
+    probe_free(&p);
+    free(score); free(lab); free(y); free(logits);
+    free(xtr); free(ttr); free(xva); free(tva); free(xte); free(tte);
+    free(idx); free(pos);
+    cxr_free(d);
+    return 0;
 }

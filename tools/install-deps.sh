@@ -4,7 +4,7 @@
 # prints the exact command and fails.
 set -eu
 pkgs="build-essential libpng-dev libmsgpack-dev libopenblas-dev libopenblas-openmp-dev
-libjansson-dev libjpeg62-turbo-dev pngcheck parallel jq bats bats-assert bats-support groff
+libjansson-dev libjpeg62-turbo-dev pngcheck parallel jq bats bats-assert bats-support groff gnuplot-nox
 python3 python3-msgpack"
 missing=""
 for p in $pkgs; do

@@ -97,7 +97,8 @@ typedef struct bert_cache {
  * keep_layers layers (MGCA's 6 of Bio_ClinicalBERT's 12; more than the config
  * has dies). Dies naming `what` for an unsupported setting: hidden_act other
  * than "gelu", position_embedding_type other than "absolute", a decoder or
- * cross-attention config, or sizes that do not fit. */
+ * cross-attention config, a model_type other than "bert" (RoBERTa shares the
+ * field names, not the positions), or sizes that do not fit. */
 void bert_config_read(bert_config *cfg, const json_t *config, int keep_layers, const char *what);
 
 /* A model with its parameters registered and allocated (zero) for cfg. The

@@ -12,7 +12,8 @@ and writes reference.safetensors beside it:
 Then times torch's float32 forward + backward of the first 6 layers at batch 8,
 T = 112 (vlptrain --text-layers 6) on this CPU, for comparison with
 bench_bert. Dropout 0, eager attention.
-  python bench/bert_base.py [OUTDIR]"""
+  python bench/bert_base.py [OUTDIR]
+  python bench/bert_base.py --time-only     the torch timing alone"""
 import os
 import sys
 import time
@@ -21,14 +22,9 @@ import torch
 from safetensors.torch import save_file
 from transformers import BertConfig, BertModel
 
+time_only = sys.argv[1:] == ["--time-only"]
 out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.expanduser("~/.cache/synthcxr/bert-base-random")
-os.makedirs(out_dir, exist_ok=True)
 torch.manual_seed(0)
-cfg = BertConfig(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # bert-base defaults
-cfg._attn_implementation = "eager"
-model = BertModel(cfg).eval()
-model.save_pretrained(out_dir)
-print(f"wrote {out_dir}: {sorted(os.listdir(out_dir))}", file=sys.stderr)
 
 B, T = 8, 112
 lengths = [112, 97, 80, 64, 50, 41, 30, 20]
@@ -44,20 +40,33 @@ picked = ["embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight",
           "encoder.layer.11.output.dense.weight", "encoder.layer.11.output.LayerNorm.bias"]
 
 ref = {"ids": ids, "mask": mask, "dout": dout}
-with torch.no_grad():
-    ref["last_hidden_f32"] = model(input_ids=ids.long(), attention_mask=mask.long()).last_hidden_state
-m64 = model.double()
-h = m64(input_ids=ids.long(), attention_mask=mask.long()).last_hidden_state
-(h * dout.double()).sum().backward()
-params = dict(m64.named_parameters())
-ref["last_hidden"] = h.detach().float()
-for n in picked:
-    ref["grad." + n] = params[n].grad.float()
-err = (ref["last_hidden_f32"].double() - h.detach()).abs().max().item()
-print(f"torch float32 vs float64 last_hidden_state: max err {err:.3e} of scale {h.abs().max().item():.3g}",
-      file=sys.stderr)
-save_file({k: v.detach().contiguous() for k, v in ref.items()}, os.path.join(out_dir, "reference.safetensors"))
-del m64, params, h
+
+
+def write_reference():
+    os.makedirs(out_dir, exist_ok=True)
+    cfg = BertConfig(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # bert-base defaults
+    cfg._attn_implementation = "eager"
+    model = BertModel(cfg).eval()
+    model.save_pretrained(out_dir)
+    print(f"wrote {out_dir}: {sorted(os.listdir(out_dir))}", file=sys.stderr)
+    with torch.no_grad():
+        ref["last_hidden_f32"] = model(input_ids=ids.long(), attention_mask=mask.long()).last_hidden_state
+    m64 = model.double()
+    h = m64(input_ids=ids.long(), attention_mask=mask.long()).last_hidden_state
+    (h * dout.double()).sum().backward()
+    params = dict(m64.named_parameters())
+    ref["last_hidden"] = h.detach().float()
+    for n in picked:
+        ref["grad." + n] = params[n].grad.float()
+    err = (ref["last_hidden_f32"].double() - h.detach()).abs().max().item()
+    print(f"torch float32 vs float64 last_hidden_state: max err {err:.3e} of scale {h.abs().max().item():.3g}",
+          file=sys.stderr)
+    save_file({k: v.detach().contiguous() for k, v in ref.items()}, os.path.join(out_dir, "reference.safetensors"))
+    del m64, params, h
+
+
+if not time_only:
+    write_reference()
 
 # torch timing, 6 layers, float32, this machine's threads
 cfg6 = BertConfig(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_hidden_layers=6)

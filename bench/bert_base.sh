@@ -8,7 +8,10 @@
 #   2. bench_bert --check compares the C forward (and a few gradients) with it;
 #   3. bench_bert times the C 6-layer forward + backward at the same shape.
 # JSON lines on stdout, readable figures on stderr.
+# OpenMP threads wait passively unless OMP_WAIT_POLICY says otherwise: on a
+# shared, busy machine spinning waits inflate both sides' times.
 set -eu
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build/rel}
 dir=${BERT_BASE_DIR:-$HOME/.cache/synthcxr/bert-base-random}

@@ -1,0 +1,141 @@
+/* test_gpu_attention.c — attention_forward_cuda against its CPU twin
+ * attention_forward, for each storage type and each kernel (the CUDA-core
+ * kernel for all three; the tensor-core kernel for f16/bf16): head dims 40, 64,
+ * 80, 160 (SD's) and odd ones, T not a multiple of the tiles, tq != tk, batch
+ * > 1, causal, an additive key mask with -inf and large negative entries, a
+ * fully masked batch (zeros, as the CPU), and out == q. Inputs are rounded to
+ * the storage type first on both sides; the normalised error is printed and
+ * held to 1e-4 (f32: summation order), 2e-3 (f16), 1.6e-2 (bf16). The tensor-
+ * core kernel also rounds the probabilities to the storage type before P V
+ * (as flash attention does); its figures show what that costs.
+ * Without a GPU (or in a CUDA=0 build) every test says "# SKIP no GPU". */
+#include "unit.h"
+#include "device.h"
+
+#include "attention.h"
+
+#ifdef SYNTHCXR_CUDA
+#include "gpu_test.h"
+
+typedef struct {
+    int batch, heads, tq, tk, d, causal;
+    int mask; /* 0 none; 1 random padding (-inf / -1e4 tails); 2 that and batch 1 fully masked */
+} attn_case;
+
+static const attn_case cases[] = {
+    {1, 1, 1, 1, 64, 0, 0},      /* one query, one key */
+    {2, 3, 77, 77, 64, 1, 0},    /* CLIP text: causal, T = 77 */
+    {2, 2, 100, 37, 40, 0, 1},   /* SD 1.5 level 1 head dim, cross-attention shape, padding mask */
+    {1, 5, 130, 130, 80, 0, 0},  /* head dim 80, T past two tiles */
+    {2, 2, 65, 200, 160, 1, 1},  /* head dim 160, causal with tq < tk, masked */
+    {3, 2, 33, 129, 64, 0, 2},   /* a fully masked batch */
+    {1, 3, 200, 50, 64, 1, 0},   /* causal with tq > tk: late queries see every key */
+    {2, 1, 47, 47, 24, 0, 0},    /* head dim not a multiple of 16 (padded) */
+    {1, 2, 257, 77, 160, 0, 1},  /* SD 1.5 cross-attention at the lowest level, T past the tile */
+};
+
+static void run_case(const attn_case *c, dtype_t dt, int impl, int in_place) {
+    const int B = c->batch, H = c->heads, tq = c->tq, tk = c->tk, D = c->d;
+    size_t nq = (size_t)B * tq * H * D, nk = (size_t)B * tk * H * D;
+    float *q = host_rand(nq, 1.5f, 0, dt), *k = host_rand(nk, 1.5f, 0, dt), *v = host_rand(nk, 1, 0, dt);
+    float *mask = NULL;
+    if (c->mask) {
+        mask = xmalloc((size_t)B * tk * sizeof *mask);
+        for (int b = 0; b < B; b++) {
+            int keep = 1 + (int)((frand() + 1) * 0.5f * (tk - 1)); /* the first keep keys are real */
+            for (int j = 0; j < tk; j++) mask[(size_t)b * tk + j] = j < keep ? 0.0f : (j & 1 ? -INFINITY : -1e4f);
+            if (c->mask == 2 && b == 1)
+                for (int j = 0; j < tk; j++) mask[(size_t)b * tk + j] = -INFINITY;
+        }
+    }
+    const float scale = 1.0f / sqrtf((float)D);
+    float *want = xmalloc(nq * sizeof *want);
+    attention_forward(want, q, k, v, B, H, tq, tk, D, scale, c->causal, mask);
+    void *dq = dev_from(q, nq, dt), *dk = dev_from(k, nk, dt), *dv = dev_from(v, nk, dt);
+    float *dmask = NULL;
+    if (mask) {
+        dmask = cuda_malloc((size_t)B * tk * sizeof *dmask);
+        CUDA_CHECK(cudaMemcpy(dmask, mask, (size_t)B * tk * sizeof *dmask, cudaMemcpyHostToDevice));
+    }
+    void *dout = in_place ? dq : cuda_malloc(nq * dtype_size(dt));
+    int old = attention_cuda_set_impl(impl);
+    attention_forward_cuda(dout, dq, dk, dv, B, H, tq, tk, D, scale, c->causal, dmask, dt);
+    attention_cuda_set_impl(old);
+    float *got = host_from(dout, nq, dt);
+    char what[160];
+    snprintf(what, sizeof what, "attention %s B%d H%d tq%d tk%d D%d%s%s%s", impl == 1 ? "fma" : "wmma", B, H, tq,
+             tk, D, c->causal ? " causal" : "", c->mask == 1 ? " mask" : c->mask == 2 ? " mask+fully-masked" : "",
+             in_place ? " out=q" : "");
+    gt_compare(what, dt, got, want, nq, gt_tol(dt, 1e-4));
+    if (c->mask == 2) { /* the fully masked batch must be exactly zero */
+        int zero = 1;
+        for (size_t i = (size_t)tq * H * D; i < 2 * (size_t)tq * H * D; i++) zero &= got[i] == 0.0f;
+        EXPECT(zero, "%s %s: the fully masked batch is not zero", what, dtype_name(dt));
+    }
+    if (!in_place) cuda_free(dout);
+    cuda_free(dq), cuda_free(dk), cuda_free(dv), cuda_free(dmask);
+    free(q), free(k), free(v), free(mask), free(want), free(got);
+}
+
+static void test_attention_fma(void) {
+    if (!have_gpu()) return;
+    for (int di = 0; di < 3; di++)
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) run_case(&cases[ci], gt_dtypes[di], 1, 0);
+}
+
+static void test_attention_wmma(void) {
+    if (!have_gpu()) return;
+    for (int di = 1; di < 3; di++)
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) run_case(&cases[ci], gt_dtypes[di], 2, 0);
+}
+
+static void test_attention_in_place(void) {
+    if (!have_gpu()) return;
+    for (int di = 0; di < 3; di++) {
+        run_case(&cases[1], gt_dtypes[di], 1, 1);
+        if (di) run_case(&cases[2], gt_dtypes[di], 2, 1);
+    }
+}
+
+/* A larger case at SD's shape (one 64x64-latent self-attention head group, T = 4096 would
+ * take the CPU seconds): T = 1024, 5 heads of 64, both kernels, f16. */
+static void test_attention_large(void) {
+    if (!have_gpu()) return;
+    attn_case c = {2, 5, 1024, 1024, 64, 0, 0};
+    run_case(&c, DTYPE_F16, 2, 0);
+    run_case(&c, DTYPE_F16, 1, 0);
+    run_case(&c, DTYPE_F32, 1, 0);
+}
+
+static void bad_head_dim(void *arg) {
+    (void)arg;
+    attention_forward_cuda((void *)16, (void *)32, (void *)48, (void *)64, 1, 1, 1, 1, 192, 1.0f, 0, NULL,
+                           DTYPE_F16);
+}
+
+static void test_attention_limits(void) {
+    expect_dies("head_dim 192", bad_head_dim, NULL, 2, "attention_forward_cuda: head_dim 192 is over 160");
+}
+
+#else /* CPU-only build */
+
+static void no_cuda(void) { unit_skip("no GPU (built without CUDA)"); }
+#define test_attention_fma no_cuda
+#define test_attention_wmma no_cuda
+#define test_attention_in_place no_cuda
+#define test_attention_large no_cuda
+#define test_attention_limits no_cuda
+
+#endif
+
+int main(int argc, char **argv) {
+    (void)argc;
+    prog_init(argv[0]);
+    if (cuda_device_count() == 0) fprintf(stdout, "# %s\n", cuda_unavailable_reason());
+    RUN(test_attention_fma);
+    RUN(test_attention_wmma);
+    RUN(test_attention_in_place);
+    RUN(test_attention_large);
+    RUN(test_attention_limits);
+    return unit_done();
+}

@@ -128,17 +128,18 @@ enum { WQ = 64, WK = 64, WWARPS = 4, WTHREADS = WWARPS * 32 };
 /* Shared-memory layout for padded head dim DP; rows padded (by 16 bytes for
  * the 16-bit arrays, 16 for the float ones) against bank conflicts, keeping
  * every 16-row fragment start 32-byte aligned as WMMA requires. */
-template <int DP> struct wmma_smem {
+template <typename T, int DP> struct wmma_smem {
+    static constexpr size_t E = sizeof(T);
     static constexpr int LDH = DP + 8;  /* Q, K, V rows (storage type) */
     static constexpr int LDS = WK + 4;  /* S rows (float) */
     static constexpr int LDP = WK + 8;  /* P rows (storage type) */
     static constexpr int LDO = DP + 4;  /* O rows (float) */
     static constexpr size_t q_off = 0;
-    static constexpr size_t k_off = q_off + (size_t)WQ * LDH * 2;
-    static constexpr size_t v_off = k_off + (size_t)WK * LDH * 2;
-    static constexpr size_t s_off = v_off + (size_t)WK * LDH * 2;
+    static constexpr size_t k_off = q_off + (size_t)WQ * LDH * E;
+    static constexpr size_t v_off = k_off + (size_t)WK * LDH * E;
+    static constexpr size_t s_off = v_off + (size_t)WK * LDH * E;
     static constexpr size_t p_off = s_off + (size_t)WQ * LDS * 4;
-    static constexpr size_t o_off = p_off + (size_t)WQ * LDP * 2;
+    static constexpr size_t o_off = p_off + (size_t)WQ * LDP * E;
     static constexpr size_t bytes = o_off + (size_t)WQ * LDO * 4;
 };
 
@@ -146,7 +147,7 @@ template <typename T, int DP>
 __global__ static void __launch_bounds__(WTHREADS)
 attn_wmma_kernel(T *out, const T *q, const T *k, const T *v, const float *key_mask, int heads, int tq, int tk, int D,
                  float scale, int causal) {
-    using L = wmma_smem<DP>;
+    using L = wmma_smem<T, DP>;
     extern __shared__ __align__(128) unsigned char smem[];
     T *Qs = (T *)(smem + L::q_off), *Ks = (T *)(smem + L::k_off), *Vs = (T *)(smem + L::v_off);
     float *S = (float *)(smem + L::s_off), *O = (float *)(smem + L::o_off);
@@ -276,7 +277,7 @@ attn_wmma_kernel(T *out, const T *q, const T *k, const T *v, const float *key_ma
 template <typename T, int DP>
 static int attn_wmma_launch(T *out, const T *q, const T *k, const T *v, const float *mask, int batch, int heads,
                             int tq, int tk, int D, float scale, int causal) {
-    const size_t bytes = wmma_smem<DP>::bytes;
+    const size_t bytes = wmma_smem<T, DP>::bytes;
     static int optin = -1; /* per instance: this device's per-block opt-in limit, and the attribute set */
     if (optin < 0) {
         int dev = 0, lim = 0;

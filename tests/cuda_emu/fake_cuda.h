@@ -1,0 +1,98 @@
+// Host emulation of the few CUDA features the attention kernels use: one
+// std::thread per CUDA thread, std::barrier for __syncthreads/__syncwarp and
+// shuffles, WMMA fragments as whole 16x16 tiles held by every lane.
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+#include <cstdint>
+using std::min;
+struct dim3_ { unsigned x = 0, y = 0, z = 0; };
+thread_local dim3_ threadIdx, blockIdx;
+dim3_ blockDim, gridDim;
+std::barrier<> *blk_bar;
+std::barrier<> *warp_bar[64];
+float shfl_buf[64][32];
+alignas(128) unsigned char g_smem[300000];
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(x)
+#define __align__(x) alignas(x)
+#define __syncthreads() blk_bar->arrive_and_wait()
+#define __syncwarp() warp_bar[threadIdx.x >> 5]->arrive_and_wait()
+double shfl_dbuf[64][32];
+template <class V> static V __shfl_xor_sync(unsigned, V v, int m) {
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+    warp_bar[w]->arrive_and_wait();
+    shfl_dbuf[w][l] = (double)v;
+    warp_bar[w]->arrive_and_wait();
+    return (V)shfl_dbuf[w][l ^ m];
+}
+static inline float to_f(float x) { return x; }
+template <typename T> T from_f(float x) { return x; }
+namespace wmma {
+struct row_major {}; struct col_major {}; struct matrix_a {}; struct matrix_b {}; struct accumulator {};
+enum layout_t { mem_row_major };
+template <class Use, int M, int N, int K, class T, class L = void> struct fragment { float x[16][16]; };
+template <class F> void fill_fragment(F &f, float v) { for (auto &r : f.x) for (auto &e : r) e = v; }
+template <class T> void load_matrix_sync(fragment<matrix_a, 16, 16, 16, T, row_major> &f, const T *p, unsigned ld) {
+    for (int i = 0; i < 16; i++) for (int j = 0; j < 16; j++) f.x[i][j] = p[i * ld + j];
+}
+template <class T> void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, col_major> &f, const T *p, unsigned ld) {
+    for (int k = 0; k < 16; k++) for (int n = 0; n < 16; n++) f.x[k][n] = p[n * ld + k];
+}
+template <class T> void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, row_major> &f, const T *p, unsigned ld) {
+    for (int k = 0; k < 16; k++) for (int n = 0; n < 16; n++) f.x[k][n] = p[k * ld + n];
+}
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float> &f, const float *p, unsigned ld, layout_t) {
+    for (int i = 0; i < 16; i++) for (int j = 0; j < 16; j++) f.x[i][j] = p[i * ld + j];
+}
+template <class A, class B>
+void mma_sync(fragment<accumulator, 16, 16, 16, float> &d, const A &a, const B &b,
+              const fragment<accumulator, 16, 16, 16, float> &c) {
+    float r[16][16];
+    for (int i = 0; i < 16; i++) for (int j = 0; j < 16; j++) {
+        float s = c.x[i][j];
+        for (int k = 0; k < 16; k++) s += a.x[i][k] * b.x[k][j];
+        r[i][j] = s;
+    }
+    memcpy(d.x, r, sizeof r);
+}
+inline void store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, float> &f, unsigned ld, layout_t) {
+    // all lanes must have arrived (a collective); lane 0 writes
+    __syncwarp();
+    if ((threadIdx.x & 31) == 0) for (int i = 0; i < 16; i++) for (int j = 0; j < 16; j++) p[i * ld + j] = f.x[i][j];
+    __syncwarp();
+}
+}
+template <class K> void launch(dim3_ grid, int threads, K kern, int by = 1) {
+    blockDim.x = threads; blockDim.y = by; gridDim = grid;
+    if (by > 1) { // 2-D blocks: no warp-level ops in such kernels here
+        for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
+            std::barrier<> bb(threads * by);
+            blk_bar = &bb;
+            std::vector<std::thread> ts;
+            for (int ty = 0; ty < by; ty++) for (int t = 0; t < threads; t++)
+                ts.emplace_back([=] { threadIdx.x = t; threadIdx.y = ty; blockIdx.x = x; blockIdx.y = y; blockIdx.z = z; kern(); });
+            for (auto &t : ts) t.join();
+        }
+        return;
+    }
+    for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
+        std::barrier<> bb(threads);
+        blk_bar = &bb;
+        std::vector<std::barrier<> *> wb;
+        for (int w = 0; w < threads / 32; w++) warp_bar[w] = new std::barrier<>(32);
+        memset(g_smem, 0xff, sizeof g_smem); // NaN garbage: uninitialised reads show
+        std::vector<std::thread> ts;
+        for (int t = 0; t < threads; t++)
+            ts.emplace_back([=] { threadIdx.x = t; blockIdx.x = x; blockIdx.y = y; blockIdx.z = z; kern(); });
+        for (auto &t : ts) t.join();
+        for (int w = 0; w < threads / 32; w++) delete warp_bar[w];
+    }
+}

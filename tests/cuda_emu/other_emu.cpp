@@ -1,0 +1,124 @@
+// other_emu.cpp — the norm, softmax, layout and im2col kernels of libcommon's
+// *_cuda.cu, run on the CPU by fake_cuda.h with float storage, against their
+// CPU twins in libcommon (grid-stride kernels with small grids, so the stride
+// loop runs). See run.sh.
+#include "fake_cuda.h"
+extern "C" {
+#include "norm.h"
+#include "softmax.h"
+#include "eltwise.h"
+#include "upsample.h"
+#include "conv2d.h"
+}
+#include "other.inc"
+static float frand() { return (float)rand() / RAND_MAX * 2 - 1; }
+static int fails = 0;
+static void cmp(const char *what, const std::vector<float> &got, const std::vector<float> &want, double tol) {
+    double mx = 0, sc = 0; int bad = 0;
+    for (size_t i = 0; i < want.size(); i++) {
+        if (!std::isfinite(got[i])) bad++;
+        mx = std::max(mx, (double)std::fabs(got[i] - want[i]));
+        sc = std::max(sc, (double)std::fabs(want[i]));
+    }
+    double err = mx / (sc > 0 ? sc : 1);
+    printf("%-40s err %.2e nonfinite %d\n", what, err, bad);
+    if (bad || err > tol) fails++;
+}
+int main() {
+    // groupnorm (+silu): batch 2, ch 12, hw 37, groups 4; grid = batch*groups blocks of GN_BLOCK
+    for (int silu = 0; silu < 2; silu++) {
+        int B = 2, C = 12, HW = 1037, G = 4;
+        std::vector<float> x(B * C * HW), g(C), b(C), want(x.size()), got(x.size());
+        for (auto &v : x) v = 2 * frand() + 3;
+        for (auto &v : g) v = 1 + frand();
+        for (auto &v : b) v = frand();
+        (silu ? groupnorm_silu_forward : groupnorm_forward)(want.data(), x.data(), g.data(), b.data(), B, C, HW, G, 1e-5f);
+        launch({(unsigned)(B * G), 1, 1}, GN_BLOCK, [&] {
+            if (silu) groupnorm_kernel<float, 1>(got.data(), x.data(), g.data(), b.data(), C, HW, G, 1e-5f);
+            else groupnorm_kernel<float, 0>(got.data(), x.data(), g.data(), b.data(), C, HW, G, 1e-5f);
+        });
+        cmp(silu ? "groupnorm_silu" : "groupnorm", got, want, 1e-5);
+    }
+    { // layernorm rows 9 (not a multiple of ROW_WARPS), ch 77, and no affine
+        int R = 9, C = 77;
+        std::vector<float> x(R * C), g(C), b(C), want(x.size()), got(x.size());
+        for (auto &v : x) v = 2 * frand() + 5;
+        for (auto &v : g) v = 1 + frand();
+        for (auto &v : b) v = frand();
+        layernorm_forward(want.data(), x.data(), g.data(), b.data(), R, C, 1e-5f);
+        launch({(unsigned)((R + ROW_WARPS - 1) / ROW_WARPS), 1, 1}, ROW_WARPS * 32,
+               [&] { layernorm_kernel<float>(got.data(), x.data(), g.data(), b.data(), R, C, 1e-5f); });
+        cmp("layernorm", got, want, 1e-5);
+        layernorm_forward(want.data(), x.data(), nullptr, nullptr, R, C, 1e-5f);
+        launch({(unsigned)((R + ROW_WARPS - 1) / ROW_WARPS), 1, 1}, ROW_WARPS * 32,
+               [&] { layernorm_kernel<float>(got.data(), x.data(), (float *)nullptr, (float *)nullptr, R, C, 1e-5f); });
+        cmp("layernorm no affine", got, want, 1e-5);
+    }
+    { // softmax with a fully masked row
+        int R = 6, C = 100;
+        std::vector<float> x(R * C), want(x.size()), got(x.size());
+        for (auto &v : x) v = 8 * frand();
+        for (int c = 0; c < C; c++) x[C + c] = -INFINITY;
+        for (int c = 0; c < C; c += 3) x[2 * C + c] = -INFINITY;
+        softmax_forward(want.data(), x.data(), R, C);
+        launch({(unsigned)((R + ROW_WARPS - 1) / ROW_WARPS), 1, 1}, ROW_WARPS * 32,
+               [&] { softmax_kernel<float>(got.data(), x.data(), R, C); });
+        cmp("softmax", got, want, 1e-6);
+    }
+    { // transpose [3, 45, 70]
+        int Bt = 3, M = 45, N = 70;
+        std::vector<float> x(Bt * M * N), want(x.size()), got(x.size());
+        for (auto &v : x) v = frand();
+        eltwise_transpose(want.data(), x.data(), Bt, M, N);
+        launch({(unsigned)((N + TT - 1) / TT), (unsigned)((M + TT - 1) / TT), 2}, TT,
+               [&] { transpose_kernel<float>(got.data(), x.data(), Bt, M, N); }, TROWS);
+        cmp("transpose (grid.z 2 < batch 3)", got, want, 0);
+    }
+    { // concat, upsample, bias broadcasts: grid-stride with a small grid
+        int Bc = 2, ca = 3, cb = 5, hw = 37;
+        std::vector<float> a(Bc * ca * hw), b(Bc * cb * hw), want(Bc * (ca + cb) * hw), got(want.size());
+        for (auto &v : a) v = frand();
+        for (auto &v : b) v = frand();
+        eltwise_concat_channels(want.data(), a.data(), ca, b.data(), cb, Bc, hw);
+        launch({2, 1, 1}, 64, [&] { concat_kernel<float>(got.data(), a.data(), ca * hw, b.data(), cb * hw, want.size()); });
+        cmp("concat", got, want, 0);
+        int ch = 3, h = 5, w = 7;
+        std::vector<float> x(Bc * ch * h * w), uw(4 * x.size()), ug(uw.size());
+        for (auto &v : x) v = frand();
+        upsample_nearest2x_forward(uw.data(), x.data(), Bc, ch, h, w);
+        launch({3, 1, 1}, 64, [&] { upsample2x_kernel<float>(ug.data(), x.data(), Bc * ch, h, w); });
+        cmp("upsample", ug, uw, 0);
+        std::vector<float> xb(Bc * ch * hw), v(Bc * ch), xw;
+        for (auto &e : xb) e = frand();
+        for (auto &e : v) e = frand();
+        xw = xb;
+        eltwise_add_batch_channels(xw.data(), v.data(), Bc, ch, hw);
+        launch({2, 1, 1}, 64, [&] { add_bcast_kernel<float>(xb.data(), v.data(), xb.size(), hw, Bc * ch); });
+        cmp("add_batch_channels", xb, xw, 1e-7);
+    }
+    { // im2col + GEMM (host) against conv2d_forward: 3x3 s2 p1, runs of 7 pixels
+        conv2d_dims d = {2, 3, 11, 8, 4, 3, 3, 2, 2, 1, 1};
+        int oh = conv2d_out_h(&d), ow = conv2d_out_w(&d), K = d.in_ch * 9;
+        std::vector<float> x(d.batch * d.in_ch * d.in_h * d.in_w), wt(d.out_ch * K), want(d.batch * d.out_ch * oh * ow), got(want.size(), 0);
+        for (auto &e : x) e = frand();
+        for (auto &e : wt) e = frand();
+        conv2d_forward(want.data(), x.data(), wt.data(), nullptr, &d);
+        int run = 7;
+        std::vector<float> col(K * run);
+        for (int b = 0; b < d.batch; b++)
+            for (int64_t p0 = 0; p0 < oh * ow; p0 += run) {
+                int np = std::min<int64_t>(run, oh * ow - p0);
+                size_t n = (size_t)K * np;
+                launch({2, 1, 1}, 32, [&] { im2col_kernel<float>(col.data(), x.data() + (size_t)b * d.in_ch * d.in_h * d.in_w, d.in_h, d.in_w, 3, 3, 2, 2, 1, 1, ow, p0, np, n); });
+                for (int o = 0; o < d.out_ch; o++)
+                    for (int q = 0; q < np; q++) {
+                        double s = 0;
+                        for (int r = 0; r < K; r++) s += wt[o * K + r] * col[r * np + q];
+                        got[((size_t)b * d.out_ch + o) * oh * ow + p0 + q] = s;
+                    }
+            }
+        cmp("im2col conv 3x3 s2 p1 runs of 7", got, want, 1e-5);
+    }
+    printf("%d failures\n", fails);
+    return fails != 0;
+}

@@ -1,0 +1,44 @@
+#!/bin/bash
+# tests/cuda_emu/run.sh — runs libcommon's CUDA kernels on the CPU, without a
+# GPU, to check their indexing and synchronisation logic (not their speed, not
+# the hardware's rounding): each CUDA thread of a block becomes a std::thread,
+# __syncthreads/__syncwarp and shuffles become std::barrier waits, and a WMMA
+# fragment is a whole 16x16 tile every lane holds (fake_cuda.h). The kernels'
+# source is cut out of libcommon/*.cu by extract.sh, instantiated with float
+# storage and compared with the CPU twins (attn_emu.cpp: both attention
+# kernels; other_emu.cpp: norms, softmax, transpose, concat, upsample,
+# broadcasts, im2col). Shared memory starts as NaN bytes, so a read of
+# something never written shows. Needs g++ with C++20 and a CPU build of
+# libcommon.a (make CUDA=0 BUILD=build/cpu BINDIR=build/cpu/bin). Not part of
+# make check: a development aid for machines with nvcc and no GPU.
+set -euo pipefail
+cd "$(dirname "$0")"
+root=../..
+lib=${CPU_LIB:-$root/build/cpu/libcommon.a}
+[ -f "$lib" ] || { echo "run.sh: $lib missing: make CUDA=0 BUILD=build/cpu BINDIR=build/cpu/bin first" >&2; exit 2; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+L=$root/libcommon
+# __shared__ arrays become function statics: one block runs at a time, its threads share them.
+{
+  grep '^enum { FQ\|^enum { WQ' $L/attention_cuda.cu
+  ./extract.sh $L/attention_cuda.cu attn_fma_kernel wmma_smem attn_wmma_kernel
+} | sed -e 's/__shared__ float/static float/' \
+        -e 's/extern __shared__ __align__(128) unsigned char smem\[\];/unsigned char *smem = g_smem;/' >"$tmp/kernels.inc"
+{
+  ./extract.sh $L/cuda_kernels.cuh warp_sum warp_max block_sum
+  grep '^#define GRID_STRIDE' -A1 $L/cuda_kernels.cuh
+  grep '^enum { GN_BLOCK' $L/norm_cuda.cu
+  ./extract.sh $L/norm_cuda.cu groupnorm_kernel layernorm_kernel softmax_kernel
+  grep '^enum { TT' $L/eltwise_cuda.cu
+  ./extract.sh $L/eltwise_cuda.cu transpose_kernel concat_kernel upsample2x_kernel add_bcast_kernel
+  ./extract.sh $L/conv2d_cuda.cu im2col_kernel
+} | sed -e 's/__shared__ /static /' >"$tmp/other.inc"
+cxx=(g++ -std=c++20 -O1 -pthread -w -I. -I"$tmp" -I$L)
+"${cxx[@]}" -o "$tmp/attn_emu" attn_emu.cpp
+"${cxx[@]}" -o "$tmp/other_emu" other_emu.cpp "$lib" -fopenmp \
+  -L/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas -lm
+rc=0
+"$tmp/attn_emu" || rc=1
+"$tmp/other_emu" || rc=1
+exit $rc

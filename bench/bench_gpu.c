@@ -2,8 +2,9 @@
  * device answers; what the fp32 cuBLAS GEMM of libcommon reaches at the UNet's
  * and a square shape; the f16 GemmEx (tensor cores, fp32 accumulation) at
  * 8192^3; and the fused attention kernels (cuda_ops.h) at SD's 64x64-latent
- * self-attention (batch 2 for guidance, T 4096, 5 heads of 64), f16 on the
- * tensor-core and the CUDA-core kernel and f32 on the latter. Timed with CUDA
+ * self-attention (batch 2 for guidance, T 4096, 5 heads of 64): f16 and bf16
+ * on the mma.sync kernel (the default), f16 on the WMMA and the CUDA-core
+ * kernels, f32 on the latter. Timed with CUDA
  * events (median of --reps). One JSON object per line on stdout; without a GPU
  * (or in a CUDA=0 build) one line {"skipped": why}. */
 #include "common.h"
@@ -114,7 +115,7 @@ static void run_attention(void *p) {
                            0, NULL, a->dt);
 }
 
-/* impl: 1 the CUDA-core kernel, 2 the tensor-core kernel (attention_cuda_set_impl). */
+/* impl: 1 the CUDA-core kernel, 2 the WMMA kernel, 3 the mma.sync kernel (attention_cuda_set_impl). */
 static void bench_attention(int batch, int t, int heads, int d, dtype_t dt, int impl, int reps) {
     size_t n = (size_t)batch * t * heads * d;
     attn_ctx a = {batch, heads, t, d, gpu_random(n, 1.5f, dt), gpu_random(n, 1.5f, dt), gpu_random(n, 1, dt),
@@ -125,7 +126,7 @@ static void bench_attention(int batch, int t, int heads, int d, dtype_t dt, int 
     double flop = 4.0 * batch * heads * (double)t * t * d; /* Q K^T and P V */
     printf("{\"kernel\":\"attention_%s_%s\",\"shape\":\"B%d T%d H%d D%d\",\"seconds\":%.6f,\"ms_median\":%.4f,"
            "\"tflops\":%.2f}\n",
-           impl == 2 ? "wmma" : "fma", dtype_name(dt), batch, t, heads, d, ms * 1e-3, ms, flop / (ms * 1e-3) / 1e12);
+           impl == 3 ? "mma" : impl == 2 ? "wmma" : "fma", dtype_name(dt), batch, t, heads, d, ms * 1e-3, ms, flop / (ms * 1e-3) / 1e12);
     fflush(stdout);
     cuda_free(a.q);
     cuda_free(a.k);
@@ -162,6 +163,8 @@ int main(int argc, char **argv) {
     bench_gemm("unet ff", 2 * 1024, 5120, 640, reps);
     bench_gemmex(8192, 8192, 8192, DTYPE_F16, reps);
     /* SD's 64x64-latent self-attention, batch 2 (classifier-free guidance) */
+    bench_attention(2, 4096, 5, 64, DTYPE_F16, 3, reps);
+    bench_attention(2, 4096, 5, 64, DTYPE_BF16, 3, reps);
     bench_attention(2, 4096, 5, 64, DTYPE_F16, 2, reps);
     bench_attention(2, 4096, 5, 64, DTYPE_F16, 1, reps);
     bench_attention(2, 4096, 5, 64, DTYPE_F32, 1, reps);

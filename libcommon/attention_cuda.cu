@@ -1,19 +1,22 @@
 /* attention_cuda.cu — the CUDA twin of attention.h (see cuda_ops.h for the
  * conventions): flash-attention style, the tq x tk score matrix never in
- * memory. Two kernels, both with float scores, running max/sum and output
+ * memory. Three kernels, all with float scores, running max/sum and output
  * accumulators, and the CPU's online softmax (rescale the partial output by
  * exp(m_old - m_new) when the row maximum grows):
- *  - attn_fma_kernel (every storage type, head_dim <= 160): a block of 128
- *    threads takes 32 queries of one (batch, head), 4 threads per query, each
- *    holding a quarter of the query row and of its output in registers; key and
- *    value tiles of 32 rows are staged in shared memory as float. CUDA cores only.
- *  - attn_wmma_kernel (f16/bf16, head_dim padded to 48/64/80/128/160): a block
- *    of 4 warps takes 64 queries, a warp 16 of them; per tile of 64 keys,
- *    S = Q K^T on the tensor cores (WMMA 16x16x16, float accumulate) into
- *    shared memory, the warp's online softmax there (P rounded to the storage
- *    type, as flash attention does), then O += P V on the tensor cores with O
- *    kept in shared memory as float. The first tensor-core version: no
- *    register-resident O, no cp.async pipelining, no wgmma. */
+ *  - attn_fma_kernel (every storage type, head_dim <= 160; the f32 path): a
+ *    block of 128 threads takes 32 queries of one (batch, head), 4 threads per
+ *    query, each holding a quarter of the query row and of its output in
+ *    registers; key and value tiles of 32 rows are staged in shared memory as
+ *    float. CUDA cores only.
+ *  - attn_mma_kernel (f16/bf16, their default; head_dim padded to 48, 64, 80,
+ *    128 or 160): a block of 4 warps takes 64 queries, a warp 16 of them; per
+ *    tile of 64 keys, S = Q K^T and O += P V on mma.sync m16n8k16 with S, P
+ *    and O in registers (flash attention 2; P rounded to the storage type, as
+ *    flash attention does).
+ *  - attn_wmma_kernel (f16/bf16, the same padding; the first tensor-core
+ *    version, kept as a cross-check): the same tiling on WMMA 16x16x16 with S,
+ *    P and O going through shared memory between the steps.
+ * None uses cp.async pipelining or Hopper's wgmma yet. */
 #include "cuda_kernels.cuh"
 
 #include <mma.h>
@@ -21,7 +24,8 @@
 static int g_impl = 0; /* attention_cuda_set_impl */
 
 extern "C" int attention_cuda_set_impl(int impl) {
-    if (impl < 0 || impl > 2) die("attention_cuda_set_impl: unknown kernel %d (0 auto, 1 FMA, 2 tensor cores)", impl);
+    if (impl < 0 || impl > 3)
+        die("attention_cuda_set_impl: unknown kernel %d (0 auto, 1 FMA, 2 WMMA, 3 mma.sync)", impl);
     int old = g_impl;
     g_impl = impl;
     return old;
@@ -305,6 +309,244 @@ static int attn_wmma_dispatch(T *out, const T *q, const T *k, const T *v, const 
     return attn_wmma_launch<T, 160>(out, q, k, v, mask, batch, heads, tq, tk, D, scale, causal);
 }
 
+/* ---- tensor-core kernel, registers (mma.sync) ---------------------------------
+ * Flash-attention-2 style: the warp's S tile and O rows stay in registers in
+ * the documented fragment layouts of mma.sync.m16n8k16 (lane = 4 g + t: A
+ * holds rows g and g+8, columns 2t, 2t+1 and 2t+8, 2t+9 of a 16 x 16 tile; B
+ * rows 2t, 2t+1 and 2t+8, 2t+9 of column g of a 16 x 8 tile; C/D rows g and
+ * g+8, columns 2t, 2t+1 of a 16 x 8 tile). A C tile of P is then already the A
+ * fragment of P V, so P never goes through shared memory; the row max and sum
+ * are reduced over the 4 lanes t of a row group with two shuffles. K and V are
+ * staged in shared memory as stored ([key, d], 16-byte accesses): a B fragment
+ * of Q K^T is two 32-bit loads; one of P V pairs up 16-bit loads from two key
+ * rows (a transposed copy of V would make them 32-bit, but its stores
+ * conflicted 16 ways across the banks). */
+
+enum { MQ = 64, MK = 64, MWARPS = 4, MTHREADS = MWARPS * 32 };
+
+template <typename T> struct pair_of;
+template <> struct pair_of<__half> { typedef __half2 type; };
+template <> struct pair_of<__nv_bfloat16> { typedef __nv_bfloat162 type; };
+
+__device__ __forceinline__ __half2 make_pair2(__half x, __half y) { return __halves2half2(x, y); }
+__device__ __forceinline__ __nv_bfloat162 make_pair2(__nv_bfloat16 x, __nv_bfloat16 y) {
+    return __halves2bfloat162(x, y);
+}
+
+template <typename P2> __device__ __forceinline__ uint32_t as_u32(P2 x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+
+/* d = a b + d for one m16n8k16 tile, float accumulators. */
+__device__ __forceinline__ void mma16816(float (&d)[4], const __half2 (&a)[4], const __half2 (&b)[2]) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(as_u32(a[0])), "r"(as_u32(a[1])), "r"(as_u32(a[2])), "r"(as_u32(a[3])), "r"(as_u32(b[0])),
+                   "r"(as_u32(b[1])));
+}
+__device__ __forceinline__ void mma16816(float (&d)[4], const __nv_bfloat162 (&a)[4], const __nv_bfloat162 (&b)[2]) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(as_u32(a[0])), "r"(as_u32(a[1])), "r"(as_u32(a[2])), "r"(as_u32(a[3])), "r"(as_u32(b[0])),
+                   "r"(as_u32(b[1])));
+}
+
+/* 8 elements moved as one 16-byte access where rows allow it. */
+template <typename T> struct alignas(16) vec8 { T x[8]; };
+
+template <typename T, int DP> struct mma_smem {
+    static constexpr int LDQ = DP + 8;  /* Q and K rows: +16 bytes, so the 8 rows g of a fragment load hit distinct banks */
+    static constexpr size_t q_off = 0;
+    static constexpr size_t k_off = q_off + (size_t)MQ * LDQ * sizeof(T);
+    static constexpr size_t v_off = k_off + (size_t)MK * LDQ * sizeof(T);
+    static constexpr size_t bytes = v_off + (size_t)MK * LDQ * sizeof(T);
+};
+
+template <typename T, int DP>
+__global__ static void __launch_bounds__(MTHREADS)
+attn_mma_kernel(T *out, const T *q, const T *k, const T *v, const float *key_mask, int heads, int tq, int tk, int D,
+                float scale, int causal, int vec) {
+    using L = mma_smem<T, DP>;
+    using P2 = typename pair_of<T>::type;
+    extern __shared__ __align__(128) unsigned char smem[];
+    T *Qs = (T *)(smem + L::q_off), *Ks = (T *)(smem + L::k_off), *Vs = (T *)(smem + L::v_off);
+    const int b = blockIdx.z, h = blockIdx.y, i0 = blockIdx.x * MQ;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const size_t ld = (size_t)heads * D;
+    const T zero = from_f<T>(0.0f);
+    constexpr int C8 = DP / 8; /* 8-element chunks per padded row */
+
+    /* Q tile: zeros past tq and past D. */
+    for (int idx = threadIdx.x; idx < MQ * C8; idx += MTHREADS) {
+        const int r = idx / C8, c = (idx % C8) * 8, i = i0 + r;
+        vec8<T> x;
+        const T *src = q + ((size_t)b * tq + i) * ld + (size_t)h * D + c;
+        if (vec && i < tq && c < D) x = *(const vec8<T> *)src;
+        else
+            for (int e = 0; e < 8; e++) x.x[e] = (i < tq && c + e < D) ? src[e] : zero;
+        *(vec8<T> *)(Qs + r * L::LDQ + c) = x;
+    }
+    __syncthreads();
+    const int wr = warp * 16; /* the warp's rows; this lane's are wr + g and wr + g + 8 */
+    P2 qa[DP / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < DP / 16; kk++) {
+        const T *q0 = Qs + (wr + g) * L::LDQ + kk * 16 + 2 * t, *q1 = q0 + 8 * L::LDQ;
+        qa[kk][0] = *(const P2 *)q0;
+        qa[kk][1] = *(const P2 *)q1;
+        qa[kk][2] = *(const P2 *)(q0 + 8);
+        qa[kk][3] = *(const P2 *)(q1 + 8);
+    }
+    float o[DP / 8][4];
+#pragma unroll
+    for (int n = 0; n < DP / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f; /* rows g, g+8; l: this lane's columns only */
+    const int qi0 = i0 + wr + g, qi1 = qi0 + 8;
+    const int i_last = min(tq, i0 + MQ) - 1;
+    const int kend = causal ? min(tk, i_last + 1) : tk;
+    const float *mk = key_mask ? key_mask + (size_t)b * tk : nullptr;
+
+    for (int j0 = 0; j0 < kend; j0 += MK) {
+        __syncthreads(); /* the previous tile is consumed */
+        for (int idx = threadIdx.x; idx < MK * C8; idx += MTHREADS) {
+            const int jj = idx / C8, c = (idx % C8) * 8, j = j0 + jj;
+            vec8<T> kx, vx;
+            const size_t off = ((size_t)b * tk + j) * ld + (size_t)h * D + c;
+            if (vec && j < tk && c < D) {
+                kx = *(const vec8<T> *)(k + off);
+                vx = *(const vec8<T> *)(v + off);
+            } else {
+                for (int e = 0; e < 8; e++) {
+                    const bool in = j < tk && c + e < D;
+                    kx.x[e] = in ? k[off + e] : zero;
+                    vx.x[e] = in ? v[off + e] : zero;
+                }
+            }
+            *(vec8<T> *)(Ks + jj * L::LDQ + c) = kx;
+            *(vec8<T> *)(Vs + jj * L::LDQ + c) = vx;
+        }
+        __syncthreads();
+
+        /* S = Q K^T for the warp's 16 rows x 64 keys: 8 tiles of 16 x 8. */
+        float s[MK / 8][4];
+#pragma unroll
+        for (int n = 0; n < MK / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < DP / 16; kk++)
+#pragma unroll
+            for (int n = 0; n < MK / 8; n++) {
+                const T *kp = Ks + (n * 8 + g) * L::LDQ + kk * 16 + 2 * t;
+                P2 bf[2] = {*(const P2 *)kp, *(const P2 *)(kp + 8)};
+                mma16816(s[n], qa[kk], bf);
+            }
+
+        /* Scale, mask, row maxima (rows g: elements 0, 1; g+8: 2, 3). */
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < MK / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int j = j0 + n * 8 + 2 * t + (e & 1), qi = e < 2 ? qi0 : qi1;
+                float sv = s[n][e] * scale;
+                if (j >= tk || (causal && j > qi)) sv = -INFINITY;
+                else if (mk) sv += mk[j];
+                s[n][e] = sv;
+                if (e < 2) mx0 = fmaxf(mx0, sv);
+                else mx1 = fmaxf(mx1, sv);
+            }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        /* Nothing visible yet in a row: its p are 0 and its O, l, m stay (alpha 1). */
+        const float a0 = mn0 == -INFINITY ? 1.0f : expf(m0 - mn0), a1 = mn1 == -INFINITY ? 1.0f : expf(m1 - mn1);
+        const float sub0 = mn0 == -INFINITY ? 0.0f : mn0, sub1 = mn1 == -INFINITY ? 0.0f : mn1;
+        m0 = mn0, m1 = mn1;
+
+        /* P (rounded to T, as P V multiplies it) straight into A fragments: the
+         * C tiles 2kk and 2kk+1 are the A tile kk. */
+        P2 pa[MK / 16][4];
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int n = 0; n < MK / 8; n++) {
+            const T p0 = from_f<T>(expf(s[n][0] - sub0)), p1 = from_f<T>(expf(s[n][1] - sub0));
+            const T p2 = from_f<T>(expf(s[n][2] - sub1)), p3 = from_f<T>(expf(s[n][3] - sub1));
+            sum0 += to_f(p0) + to_f(p1);
+            sum1 += to_f(p2) + to_f(p3);
+            pa[n / 2][(n & 1) * 2 + 0] = make_pair2(p0, p1);
+            pa[n / 2][(n & 1) * 2 + 1] = make_pair2(p2, p3);
+        }
+        l0 = l0 * a0 + sum0;
+        l1 = l1 * a1 + sum1;
+#pragma unroll
+        for (int n = 0; n < DP / 8; n++) o[n][0] *= a0, o[n][1] *= a0, o[n][2] *= a1, o[n][3] *= a1;
+
+        /* O += P V: B fragment rows (keys) 2t, 2t+1 and 2t+8, 2t+9, column (d) g. */
+#pragma unroll
+        for (int kk = 0; kk < MK / 16; kk++)
+#pragma unroll
+            for (int n = 0; n < DP / 8; n++) {
+                const T *vp = Vs + (kk * 16 + 2 * t) * L::LDQ + n * 8 + g;
+                P2 bf[2] = {make_pair2(vp[0], vp[L::LDQ]), make_pair2(vp[8 * L::LDQ], vp[9 * L::LDQ])};
+                mma16816(o[n], pa[kk], bf);
+            }
+    }
+    /* Each lane summed only its own columns: the row sums are over the 4 lanes t. */
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+#pragma unroll
+    for (int n = 0; n < DP / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int qi = e < 2 ? qi0 : qi1, d = n * 8 + 2 * t + (e & 1);
+            if (qi < tq && d < D)
+                out[((size_t)b * tq + qi) * ld + (size_t)h * D + d] = from_f<T>(o[n][e] * (e < 2 ? inv0 : inv1));
+        }
+}
+
+/* Launches the register-resident tensor-core kernel for padded head dim DP;
+ * 0 when the device cannot give the block its shared memory (the caller falls back). */
+template <typename T, int DP>
+static int attn_mma_launch(T *out, const T *q, const T *k, const T *v, const float *mask, int batch, int heads,
+                           int tq, int tk, int D, float scale, int causal) {
+    const size_t bytes = mma_smem<T, DP>::bytes;
+    static int optin = -1;
+    if (optin < 0) {
+        int dev = 0, lim = 0;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaDeviceGetAttribute(&lim, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+        if ((size_t)lim >= bytes)
+            CUDA_CHECK(cudaFuncSetAttribute(attn_mma_kernel<T, DP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            (int)bytes));
+        optin = lim;
+    }
+    if ((size_t)optin < bytes) return 0;
+    /* 16-byte row accesses need D a multiple of 8 and 16-byte aligned bases. */
+    const int vec = D % 8 == 0 && ((uintptr_t)q | (uintptr_t)k | (uintptr_t)v) % 16 == 0;
+    dim3 grid((unsigned)((tq + MQ - 1) / MQ), (unsigned)heads, (unsigned)batch);
+    attn_mma_kernel<T, DP><<<grid, MTHREADS, bytes>>>(out, q, k, v, mask, heads, tq, tk, D, scale, causal, vec);
+    CUDA_CHECK_LAUNCH();
+    return 1;
+}
+
+template <typename T>
+static int attn_mma_dispatch(T *out, const T *q, const T *k, const T *v, const float *mask, int batch, int heads,
+                             int tq, int tk, int D, float scale, int causal) {
+    if (D <= 48) return attn_mma_launch<T, 48>(out, q, k, v, mask, batch, heads, tq, tk, D, scale, causal);
+    if (D <= 64) return attn_mma_launch<T, 64>(out, q, k, v, mask, batch, heads, tq, tk, D, scale, causal);
+    if (D <= 80) return attn_mma_launch<T, 80>(out, q, k, v, mask, batch, heads, tq, tk, D, scale, causal);
+    if (D <= 128) return attn_mma_launch<T, 128>(out, q, k, v, mask, batch, heads, tq, tk, D, scale, causal);
+    return attn_mma_launch<T, 160>(out, q, k, v, mask, batch, heads, tq, tk, D, scale, causal);
+}
+
 /* ---- entry point ------------------------------------------------------------------ */
 
 extern "C" void attention_forward_cuda(void *out, const void *q, const void *k, const void *v, int batch, int heads,
@@ -324,8 +566,11 @@ extern "C" void attention_forward_cuda(void *out, const void *q, const void *k, 
         T *o = (T *)out;
         const T *qq = (const T *)q, *kk = (const T *)k, *vv = (const T *)v;
         if constexpr (!std::is_same<T, float>::value) {
-            if (g_impl != 1 && attn_wmma_dispatch<T>(o, qq, kk, vv, key_mask, batch, heads, tq, tk, head_dim, scale,
-                                                     causal))
+            if ((g_impl == 0 || g_impl == 3) &&
+                attn_mma_dispatch<T>(o, qq, kk, vv, key_mask, batch, heads, tq, tk, head_dim, scale, causal))
+                return;
+            if (g_impl == 2 &&
+                attn_wmma_dispatch<T>(o, qq, kk, vv, key_mask, batch, heads, tq, tk, head_dim, scale, causal))
                 return;
         }
         if (head_dim <= 64)

@@ -88,10 +88,11 @@ void softmax_forward_cuda(void *out, const void *inp, int rows, int cols, dtype_
  * (each block reads its queries before it writes them); out must not alias k, v. */
 void attention_forward_cuda(void *out, const void *q, const void *k, const void *v, int batch, int heads, int tq,
                             int tk, int head_dim, float scale, int causal, const float *key_mask, dtype_t dt);
-/* Which kernel attention_forward_cuda uses: 0 auto (the tensor-core kernel
- * for f16/bf16, the CUDA-core kernel for f32), 1 the CUDA-core (FMA) kernel
- * always, 2 the tensor-core (WMMA) kernel where it applies (f16/bf16). For tests
- * and benchmarks. Returns the previous setting. */
+/* Which kernel attention_forward_cuda uses: 0 auto (3 for f16/bf16, 1 for
+ * f32), 1 the CUDA-core (FMA) kernel always, 2 the tensor-core kernel on WMMA
+ * (S, P and O through shared memory), 3 the tensor-core kernel on mma.sync
+ * (S, P, O in registers, flash-attention-2 style); 2 and 3 apply to f16/bf16
+ * (f32 falls back to 1). For tests and benchmarks. Returns the previous setting. */
 int attention_cuda_set_impl(int impl);
 
 /* ---- activations (activation_cuda.cu); out, inp [n]; in place ok ---------- */

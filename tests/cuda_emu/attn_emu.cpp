@@ -1,6 +1,6 @@
-// attn_emu.cpp — both attention kernels of libcommon/attention_cuda.cu, run on
+// attn_emu.cpp — the three attention kernels of libcommon/attention_cuda.cu, run on
 // the CPU by fake_cuda.h with float storage (the WMMA kernel's probabilities
-// are then not rounded), against a double-precision attention with the CPU
+// are then not rounded; the mma kernel runs with and without 16-byte loads), against a double-precision attention with the CPU
 // twin's causal / key-mask / fully-masked semantics. See run.sh.
 #include "fake_cuda.h"
 #include "kernels.inc"
@@ -35,6 +35,7 @@ int main() {
     struct { int B, H, tq, tk, D, causal, mask; } cases[] = {
         {1, 1, 1, 1, 64, 0, 0}, {2, 2, 77, 77, 64, 1, 0}, {2, 1, 100, 37, 40, 0, 1}, {1, 1, 70, 130, 80, 0, 0},
         {2, 1, 65, 90, 160, 1, 1}, {3, 1, 33, 70, 64, 0, 2}, {1, 1, 100, 50, 64, 1, 0}, {1, 1, 47, 47, 24, 0, 0},
+        {1, 2, 70, 75, 33, 1, 1}, {1, 1, 130, 140, 128, 0, 1},
     };
     int fails = 0;
     for (auto &c : cases) {
@@ -51,7 +52,7 @@ int main() {
         const float *mp = c.mask ? mask.data() : nullptr;
         float scale = 1.0f / std::sqrt((float)c.D);
         ref(want.data(), q.data(), k.data(), v.data(), mp, c.B, c.H, c.tq, c.tk, c.D, scale, c.causal);
-        for (int impl = 1; impl <= 2; impl++) {
+        for (int impl = 1; impl <= 3; impl++) {
             std::vector<float> out(nq, 12345.0f);
             if (impl == 1) {
                 dim3_ g{(unsigned)((c.tq + FQ - 1) / FQ), (unsigned)c.H, (unsigned)c.B};
@@ -61,6 +62,17 @@ int main() {
                     else attn_fma_kernel<float, 160>(out.data(), q.data(), k.data(), v.data(), mp, c.H, c.tq, c.tk, c.D, scale, c.causal);
                 };
                 launch(g, FTHREADS, kern);
+            } else if (impl == 3) {
+                dim3_ g{(unsigned)((c.tq + MQ - 1) / MQ), (unsigned)c.H, (unsigned)c.B};
+                int vec = c.D % 8 == 0;
+                auto kern = [&] {
+                    if (c.D <= 48) attn_mma_kernel<float, 48>(out.data(), q.data(), k.data(), v.data(), mp, c.H, c.tq, c.tk, c.D, scale, c.causal, vec);
+                    else if (c.D <= 64) attn_mma_kernel<float, 64>(out.data(), q.data(), k.data(), v.data(), mp, c.H, c.tq, c.tk, c.D, scale, c.causal, vec);
+                    else if (c.D <= 80) attn_mma_kernel<float, 80>(out.data(), q.data(), k.data(), v.data(), mp, c.H, c.tq, c.tk, c.D, scale, c.causal, vec);
+                    else if (c.D <= 128) attn_mma_kernel<float, 128>(out.data(), q.data(), k.data(), v.data(), mp, c.H, c.tq, c.tk, c.D, scale, c.causal, vec);
+                    else attn_mma_kernel<float, 160>(out.data(), q.data(), k.data(), v.data(), mp, c.H, c.tq, c.tk, c.D, scale, c.causal, vec);
+                };
+                launch(g, MTHREADS, kern);
             } else {
                 dim3_ g{(unsigned)((c.tq + WQ - 1) / WQ), (unsigned)c.H, (unsigned)c.B};
                 auto kern = [&] {
@@ -80,7 +92,7 @@ int main() {
                 sc = std::max(sc, (double)std::fabs(want[i]));
             }
             double err = mx / (sc > 0 ? sc : 1);
-            printf("%s B%d H%d tq%d tk%d D%d causal%d mask%d: err %.2e nonfinite %d\n", impl == 1 ? "fma " : "wmma", c.B, c.H, c.tq, c.tk, c.D, c.causal, c.mask, err, bad);
+            printf("%s B%d H%d tq%d tk%d D%d causal%d mask%d: err %.2e nonfinite %d\n", impl == 1 ? "fma " : impl == 2 ? "wmma" : "mma ", c.B, c.H, c.tq, c.tk, c.D, c.causal, c.mask, err, bad);
             if (err > 1e-5 || bad) fails++;
         }
     }

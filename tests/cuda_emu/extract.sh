@@ -8,7 +8,7 @@ for name in "$@"; do
   awk -v name="$name" '
     { lines[NR] = $0 }
     END {
-      for (i = 1; i <= NR; i++) if (index(lines[i], name "(") || index(lines[i], name " {")) { hit = i; break }
+      for (i = 1; i <= NR; i++) if (lines[i] ~ ("(^|[^A-Za-z0-9_])" name "( \\{|\\()")) { hit = i; break }
       if (!hit) { print "extract.sh: " name " not found" > "/dev/stderr"; exit 1 }
       s = hit
       while (s > 1 && lines[s] !~ /^(template|__device__|__global__)/) s--

@@ -1,6 +1,8 @@
-// Host emulation of the few CUDA features the attention kernels use: one
-// std::thread per CUDA thread, std::barrier for __syncthreads/__syncwarp and
-// shuffles, WMMA fragments as whole 16x16 tiles held by every lane.
+// fake_cuda.h — host emulation of the few CUDA features libcommon's kernels
+// use: one std::thread per CUDA thread, std::barrier for __syncthreads,
+// __syncwarp and shuffles, WMMA fragments as whole 16x16 tiles held by every
+// lane, mma.sync m16n8k16 as a warp collective on its documented fragment
+// layouts. Float storage only (from_f/to_f are identities).
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -69,6 +71,38 @@ inline void store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, 
     if ((threadIdx.x & 31) == 0) for (int i = 0; i < 16; i++) for (int j = 0; j < 16; j++) p[i * ld + j] = f.x[i][j];
     __syncwarp();
 }
+}
+// mma.sync.m16n8k16 with its documented fragment layouts (lane = 4 g + t), as
+// a warp collective: every lane posts its fragments, then computes its own D.
+struct f2 { float x, y; };
+template <typename T> struct pair_of { typedef f2 type; };
+static inline f2 make_pair2(float x, float y) { return {x, y}; }
+static f2 mma_a[64][32][4], mma_b[64][32][2];
+static void mma16816(float (&d)[4], const f2 (&a)[4], const f2 (&b)[2]) {
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+    warp_bar[w]->arrive_and_wait();
+    for (int i = 0; i < 4; i++) mma_a[w][l][i] = a[i];
+    for (int i = 0; i < 2; i++) mma_b[w][l][i] = b[i];
+    warp_bar[w]->arrive_and_wait();
+    float A[16][16], B[16][8];
+    for (int L = 0; L < 32; L++) {
+        int g = L >> 2, t = L & 3;
+        const f2 *fa = mma_a[w][L], *fb = mma_b[w][L];
+        A[g][2 * t] = fa[0].x, A[g][2 * t + 1] = fa[0].y;
+        A[g + 8][2 * t] = fa[1].x, A[g + 8][2 * t + 1] = fa[1].y;
+        A[g][2 * t + 8] = fa[2].x, A[g][2 * t + 9] = fa[2].y;
+        A[g + 8][2 * t + 8] = fa[3].x, A[g + 8][2 * t + 9] = fa[3].y;
+        B[2 * t][g] = fb[0].x, B[2 * t + 1][g] = fb[0].y;
+        B[2 * t + 8][g] = fb[1].x, B[2 * t + 9][g] = fb[1].y;
+    }
+    int g = l >> 2, t = l & 3;
+    for (int e = 0; e < 4; e++) {
+        int r = g + (e >= 2 ? 8 : 0), c = 2 * t + (e & 1);
+        float s = d[e];
+        for (int k = 0; k < 16; k++) s += A[r][k] * B[k][c];
+        d[e] = s;
+    }
+    warp_bar[w]->arrive_and_wait();
 }
 template <class K> void launch(dim3_ grid, int threads, K kern, int by = 1) {
     blockDim.x = threads; blockDim.y = by; gridDim = grid;

@@ -5,7 +5,7 @@
 # __syncthreads/__syncwarp and shuffles become std::barrier waits, and a WMMA
 # fragment is a whole 16x16 tile every lane holds (fake_cuda.h). The kernels'
 # source is cut out of libcommon/*.cu by extract.sh, instantiated with float
-# storage and compared with the CPU twins (attn_emu.cpp: both attention
+# storage and compared with the CPU twins (attn_emu.cpp: the three attention
 # kernels; other_emu.cpp: norms, softmax, transpose, concat, upsample,
 # broadcasts, im2col). Shared memory starts as NaN bytes, so a read of
 # something never written shows. Needs g++ with C++20 and a CPU build of
@@ -21,8 +21,8 @@ trap 'rm -rf "$tmp"' EXIT
 L=$root/libcommon
 # __shared__ arrays become function statics: one block runs at a time, its threads share them.
 {
-  grep '^enum { FQ\|^enum { WQ' $L/attention_cuda.cu
-  ./extract.sh $L/attention_cuda.cu attn_fma_kernel wmma_smem attn_wmma_kernel
+  grep '^enum { FQ\|^enum { WQ\|^enum { MQ' $L/attention_cuda.cu
+  ./extract.sh $L/attention_cuda.cu attn_fma_kernel wmma_smem attn_wmma_kernel vec8 mma_smem attn_mma_kernel
 } | sed -e 's/__shared__ float/static float/' \
         -e 's/extern __shared__ __align__(128) unsigned char smem\[\];/unsigned char *smem = g_smem;/' >"$tmp/kernels.inc"
 {

@@ -1,12 +1,13 @@
 /* test_gpu_attention.c — attention_forward_cuda against its CPU twin
  * attention_forward, for each storage type and each kernel (the CUDA-core
- * kernel for all three; the tensor-core kernel for f16/bf16): head dims 40, 64,
+ * kernel for all three; the two tensor-core kernels, WMMA and mma.sync, for
+ * f16/bf16): head dims 40, 64,
  * 80, 160 (SD's) and odd ones, T not a multiple of the tiles, tq != tk, batch
  * > 1, causal, an additive key mask with -inf and large negative entries, a
  * fully masked batch (zeros, as the CPU), and out == q. Inputs are rounded to
  * the storage type first on both sides; the normalised error is printed and
  * held to 1e-4 (f32: summation order), 2e-3 (f16), 1.6e-2 (bf16). The tensor-
- * core kernel also rounds the probabilities to the storage type before P V
+ * core kernels also round the probabilities to the storage type before P V
  * (as flash attention does); its figures show what that costs.
  * Without a GPU (or in a CUDA=0 build) every test says "# SKIP no GPU". */
 #include "unit.h"
@@ -63,7 +64,7 @@ static void run_case(const attn_case *c, dtype_t dt, int impl, int in_place) {
     attention_cuda_set_impl(old);
     float *got = host_from(dout, nq, dt);
     char what[160];
-    snprintf(what, sizeof what, "attention %s B%d H%d tq%d tk%d D%d%s%s%s", impl == 1 ? "fma" : "wmma", B, H, tq,
+    snprintf(what, sizeof what, "attention %s B%d H%d tq%d tk%d D%d%s%s%s", impl == 1 ? "fma" : impl == 2 ? "wmma" : "mma", B, H, tq,
              tk, D, c->causal ? " causal" : "", c->mask == 1 ? " mask" : c->mask == 2 ? " mask+fully-masked" : "",
              in_place ? " out=q" : "");
     gt_compare(what, dt, got, want, nq, gt_tol(dt, 1e-4));
@@ -89,19 +90,28 @@ static void test_attention_wmma(void) {
         for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) run_case(&cases[ci], gt_dtypes[di], 2, 0);
 }
 
+static void test_attention_mma(void) {
+    if (!have_gpu()) return;
+    for (int di = 1; di < 3; di++)
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) run_case(&cases[ci], gt_dtypes[di], 3, 0);
+}
+
 static void test_attention_in_place(void) {
     if (!have_gpu()) return;
     for (int di = 0; di < 3; di++) {
         run_case(&cases[1], gt_dtypes[di], 1, 1);
         if (di) run_case(&cases[2], gt_dtypes[di], 2, 1);
+        if (di) run_case(&cases[4], gt_dtypes[di], 3, 1);
     }
 }
 
 /* A larger case at SD's shape (one 64x64-latent self-attention head group, T = 4096 would
- * take the CPU seconds): T = 1024, 5 heads of 64, both kernels, f16. */
+ * take the CPU seconds): T = 1024, 5 heads of 64, every kernel, f16 (and bf16 for mma.sync). */
 static void test_attention_large(void) {
     if (!have_gpu()) return;
     attn_case c = {2, 5, 1024, 1024, 64, 0, 0};
+    run_case(&c, DTYPE_F16, 3, 0);
+    run_case(&c, DTYPE_BF16, 3, 0);
     run_case(&c, DTYPE_F16, 2, 0);
     run_case(&c, DTYPE_F16, 1, 0);
     run_case(&c, DTYPE_F32, 1, 0);
@@ -122,6 +132,7 @@ static void test_attention_limits(void) {
 static void no_cuda(void) { unit_skip("no GPU (built without CUDA)"); }
 #define test_attention_fma no_cuda
 #define test_attention_wmma no_cuda
+#define test_attention_mma no_cuda
 #define test_attention_in_place no_cuda
 #define test_attention_large no_cuda
 #define test_attention_limits no_cuda
@@ -134,6 +145,7 @@ int main(int argc, char **argv) {
     if (cuda_device_count() == 0) fprintf(stdout, "# %s\n", cuda_unavailable_reason());
     RUN(test_attention_fma);
     RUN(test_attention_wmma);
+    RUN(test_attention_mma);
     RUN(test_attention_in_place);
     RUN(test_attention_large);
     RUN(test_attention_limits);

@@ -4,7 +4,8 @@
  * 8192^3; and the fused attention kernels (cuda_ops.h) at SD's 64x64-latent
  * self-attention (batch 2 for guidance, T 4096, 5 heads of 64): f16 and bf16
  * on the mma.sync kernel (the default), f16 on the WMMA and the CUDA-core
- * kernels, f32 on the latter. Timed with CUDA
+ * kernels, f32 on the latter; a 3x3 conv (im2col + GemmEx) and GroupNorm+SiLU
+ * at the UNet's 64x64 latents and the VAE's 512x512. Timed with CUDA
  * events (median of --reps). One JSON object per line on stdout; without a GPU
  * (or in a CUDA=0 build) one line {"skipped": why}. */
 #include "common.h"
@@ -133,6 +134,48 @@ static void bench_attention(int batch, int t, int heads, int d, dtype_t dt, int 
     cuda_free(a.v);
     cuda_free(a.o);
 }
+typedef struct { conv2d_dims d; void *x, *w, *b, *y, *ws; size_t ws_bytes; dtype_t dt; } conv_ctx;
+static void run_conv(void *p) {
+    conv_ctx *c = p;
+    conv2d_forward_cuda(c->y, c->x, c->w, c->b, &c->d, c->ws, c->ws_bytes, c->dt);
+}
+
+/* One UNet ResNet conv (3x3, pad 1) through im2col + GemmEx, workspace allocated once. */
+static void bench_conv(int batch, int ch, int hw, dtype_t dt, int reps) {
+    conv_ctx c = {{batch, ch, hw, hw, ch, 3, 3, 1, 1, 1, 1}, NULL, NULL, NULL, NULL, NULL, 0, dt};
+    size_t nx = (size_t)batch * ch * hw * hw;
+    c.x = gpu_random(nx, 1, dt);
+    c.w = gpu_random((size_t)ch * ch * 9, 0.05f, dt);
+    c.b = gpu_random((size_t)ch, 1, dt);
+    c.y = cuda_malloc(nx * dtype_size(dt));
+    size_t full = conv2d_cuda_workspace_bytes(&c.d, dt);
+    c.ws_bytes = full < ((size_t)64 << 20) ? full : ((size_t)64 << 20);
+    c.ws = cuda_malloc(c.ws_bytes);
+    double ms = time_ms(run_conv, &c, reps);
+    double flop = 2.0 * batch * ch * (double)hw * hw * ch * 9;
+    printf("{\"kernel\":\"conv2d_3x3_%s\",\"shape\":\"B%d C%d %dx%d\",\"ms_median\":%.4f,\"tflops\":%.2f}\n",
+           dtype_name(dt), batch, ch, hw, hw, ms, flop / (ms * 1e-3) / 1e12);
+    fflush(stdout);
+    cuda_free(c.x), cuda_free(c.w), cuda_free(c.b), cuda_free(c.y), cuda_free(c.ws);
+}
+
+typedef struct { void *x, *g, *b; int batch, ch, hw; dtype_t dt; } gn_ctx;
+static void run_gn(void *p) {
+    gn_ctx *c = p;
+    groupnorm_silu_forward_cuda(c->x, c->x, c->g, c->b, c->batch, c->ch, c->hw, 32, 1e-5f, c->dt);
+}
+
+/* GroupNorm+SiLU in place: three reads and one write of the tensor. */
+static void bench_groupnorm(int batch, int ch, int hw, dtype_t dt, int reps) {
+    size_t n = (size_t)batch * ch * hw;
+    gn_ctx c = {gpu_random(n, 1, dt), gpu_random((size_t)ch, 1, dt), gpu_random((size_t)ch, 1, dt), batch, ch, hw,
+                dt};
+    double ms = time_ms(run_gn, &c, reps);
+    printf("{\"kernel\":\"groupnorm_silu_%s\",\"shape\":\"B%d C%d HW%d\",\"ms_median\":%.4f,\"gbps\":%.1f}\n",
+           dtype_name(dt), batch, ch, hw, ms, 4.0 * n * dtype_size(dt) / (ms * 1e-3) / 1e9);
+    fflush(stdout);
+    cuda_free(c.x), cuda_free(c.g), cuda_free(c.b);
+}
 #endif
 
 int main(int argc, char **argv) {
@@ -168,6 +211,12 @@ int main(int argc, char **argv) {
     bench_attention(2, 4096, 5, 64, DTYPE_F16, 2, reps);
     bench_attention(2, 4096, 5, 64, DTYPE_F16, 1, reps);
     bench_attention(2, 4096, 5, 64, DTYPE_F32, 1, reps);
+    /* a ResNet conv and GroupNorm+SiLU at 64x64 latents, batch 2 and 16; the VAE's widest GroupNorm */
+    bench_conv(2, 320, 64, DTYPE_F16, reps);
+    bench_conv(16, 320, 64, DTYPE_F16, reps);
+    bench_groupnorm(2, 320, 64 * 64, DTYPE_F16, reps);
+    bench_groupnorm(16, 320, 64 * 64, DTYPE_F16, reps);
+    bench_groupnorm(1, 128, 512 * 512, DTYPE_F16, reps);
 #endif
     return 0;
 }

@@ -68,7 +68,9 @@ void conv2d_forward_cuda(void *out, const void *inp, const void *weight, const v
 size_t conv2d_cuda_workspace_bytes(const conv2d_dims *d, dtype_t dt);
 
 /* ---- norms and softmax (norm_cuda.cu) ----------------------------------- */
-/* out, inp [batch, ch, hw]; gamma, beta [ch] or both NULL; in place ok. */
+/* out, inp [batch, ch, hw]; gamma, beta [ch] or both NULL; in place ok.
+ * Two kernels (per-chunk partial sums, then normalise); the partials live in a
+ * per-thread device buffer that grows on demand (16 bytes per 8192 values). */
 void groupnorm_forward_cuda(void *out, const void *inp, const void *gamma, const void *beta, int batch, int ch,
                             int hw, int groups, float eps, dtype_t dt);
 void groupnorm_silu_forward_cuda(void *out, const void *inp, const void *gamma, const void *beta, int batch,

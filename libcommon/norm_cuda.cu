@@ -1,36 +1,71 @@
 /* norm_cuda.cu — the CUDA twins of norm.h and softmax.h (see cuda_ops.h for
- * the conventions). Group norm: one block per (batch, group) slab, two passes
- * for the statistics (mean, then the sum of squared deviations, accumulated in
- * double as the CPU does, so a large mean costs no accuracy) and one to
- * normalise, scale, shift (and SiLU). Layer norm and softmax: one warp per row.
- * First version: a slab per block leaves SMs idle when batch * groups is
- * small (32 blocks at batch 1); splitting slabs across blocks is for later. */
+ * the conventions). Group norm in two kernels, so that a few large slabs
+ * (the VAE at 512x512: 32 slabs of a million values) still fill the GPU:
+ * gn_stats_kernel, one block per chunk of GN_CHUNK values of a (batch, group)
+ * slab, sums d = x - shift and d^2 in double (shift = the slab's first value,
+ * which keeps E[d^2] - E[d]^2 free of cancellation) into a per-chunk partial;
+ * gn_apply_kernel, one block per chunk again, adds its slab's partials in a
+ * fixed order (so results do not depend on scheduling), then normalises,
+ * scales, shifts (and applies SiLU). Layer norm and softmax: one warp per row. */
 #include "cuda_kernels.cuh"
 
-enum { GN_BLOCK = 512, ROW_WARPS = 4 };
+enum { GN_BLOCK = 256, GN_CHUNK = 8192, ROW_WARPS = 4 };
+
+/* part, per slab u: [chunk][2] sums of d and d^2, then the shift. */
+template <typename T>
+__global__ static void __launch_bounds__(GN_BLOCK)
+gn_stats_kernel(double *part, const T *inp, size_t slab, int chunks) {
+    __shared__ double sh[33];
+    const size_t u = blockIdx.y;
+    const T *x = inp + u * slab;
+    const float shift = to_f(x[0]);
+    const size_t beg = (size_t)blockIdx.x * GN_CHUNK, end = beg + GN_CHUNK < slab ? beg + GN_CHUNK : slab;
+    double s = 0, ss = 0;
+#pragma unroll 4
+    for (size_t i = beg + threadIdx.x; i < end; i += GN_BLOCK) {
+        const double d = (double)to_f(x[i]) - (double)shift;
+        s += d;
+        ss += d * d;
+    }
+    s = block_sum(s, sh);
+    ss = block_sum(ss, sh);
+    double *p = part + u * (2 * (size_t)chunks + 1);
+    if (threadIdx.x == 0) {
+        p[2 * blockIdx.x] = s;
+        p[2 * blockIdx.x + 1] = ss;
+        if (blockIdx.x == 0) p[2 * (size_t)chunks] = shift;
+    }
+}
 
 template <typename T, int SILU>
 __global__ static void __launch_bounds__(GN_BLOCK)
-groupnorm_kernel(T *out, const T *inp, const T *gamma, const T *beta, int ch, int hw, int groups, float eps) {
-    __shared__ double sh[33];
-    const int cpg = ch / groups;
-    const size_t slab = (size_t)cpg * hw;
-    const size_t u = blockIdx.x; /* batch * groups + group */
+gn_apply_kernel(T *out, const T *inp, const T *gamma, const T *beta, const double *part, int chunks, size_t slab,
+                int cpg, int hw, int groups, float eps) {
+    __shared__ double stat[2]; /* mean, rstd */
+    const size_t u = blockIdx.y;
+    const double *p = part + u * (2 * (size_t)chunks + 1);
+    if (threadIdx.x < 32) { /* warp 0: the slab's statistics, in a fixed order */
+        double s = 0, ss = 0;
+        for (int c = threadIdx.x; c < chunks; c += 32) s += p[2 * c], ss += p[2 * c + 1];
+        s = warp_sum(s);
+        ss = warp_sum(ss);
+        if (threadIdx.x == 0) {
+            const double md = s / (double)slab;
+            double var = ss / (double)slab - md * md;
+            if (var < 0) var = 0;
+            stat[0] = p[2 * (size_t)chunks] + md;
+            stat[1] = 1.0 / sqrt(var + (double)eps);
+        }
+    }
+    __syncthreads();
+    const double mean = stat[0], rstd = stat[1];
+    /* The mean as float hi + lo, as the CPU twin: x - hi is exact near the mean. */
+    const float mhi = (float)mean, mlo = (float)(mean - (double)mhi);
     const int g = (int)(u % groups);
     const T *x = inp + u * slab;
     T *y = out + u * slab;
-    double s = 0;
-    for (size_t i = threadIdx.x; i < slab; i += blockDim.x) s += (double)to_f(x[i]);
-    const double mean = block_sum(s, sh) / (double)slab;
-    double ss = 0;
-    for (size_t i = threadIdx.x; i < slab; i += blockDim.x) {
-        double d = (double)to_f(x[i]) - mean;
-        ss += d * d;
-    }
-    const double rstd = 1.0 / sqrt(block_sum(ss, sh) / (double)slab + (double)eps);
-    /* The mean as float hi + lo, as the CPU twin: x - hi is exact near the mean. */
-    const float mhi = (float)mean, mlo = (float)(mean - (double)mhi);
-    for (size_t i = threadIdx.x; i < slab; i += blockDim.x) {
+    const size_t beg = (size_t)blockIdx.x * GN_CHUNK, end = beg + GN_CHUNK < slab ? beg + GN_CHUNK : slab;
+    for (size_t i = beg + threadIdx.x; i < end; i += GN_BLOCK) {
         const int c = g * cpg + (int)(i / hw);
         const float a = (float)(rstd * (gamma ? (double)to_f(gamma[c]) : 1.0));
         const float b = beta ? to_f(beta[c]) : 0.0f;
@@ -40,6 +75,19 @@ groupnorm_kernel(T *out, const T *inp, const T *gamma, const T *beta, int ch, in
     }
 }
 
+/* The partials: a per-thread device buffer that only grows (16 bytes per
+ * chunk of each slab: 64 KiB for the VAE's largest group norm). */
+static double *gn_partials(size_t n) {
+    static thread_local double *buf = nullptr;
+    static thread_local size_t cap = 0;
+    if (n > cap) {
+        cuda_free(buf); /* cudaFree waits for the kernels still using it */
+        cap = n > 4096 ? n : 4096;
+        buf = (double *)cuda_malloc(cap * sizeof(double));
+    }
+    return buf;
+}
+
 static void groupnorm_launch(int silu, const char *fn, void *out, const void *inp, const void *gamma,
                              const void *beta, int batch, int ch, int hw, int groups, float eps, dtype_t dt) {
     if (!out || !inp) die("%s: NULL input or output", fn);
@@ -47,15 +95,23 @@ static void groupnorm_launch(int silu, const char *fn, void *out, const void *in
         die("%s: bad dimensions batch %d, channels %d, hw %d, groups %d", fn, batch, ch, hw, groups);
     if (ch % groups) die("%s: %d groups do not divide %d channels", fn, groups, ch);
     if (!gamma != !beta) die("%s: gamma and beta must both be given or both be NULL", fn);
-    const unsigned blocks = (unsigned)((long)batch * groups);
+    const long slabs = (long)batch * groups;
+    if (slabs > 65535) die("%s: batch %d x %d groups is over 65535 slabs", fn, batch, groups);
+    const int cpg = ch / groups;
+    const size_t slab = (size_t)cpg * hw;
+    const int chunks = (int)((slab + GN_CHUNK - 1) / GN_CHUNK);
+    double *part = gn_partials((size_t)slabs * (2 * (size_t)chunks + 1));
+    const dim3 grid((unsigned)chunks, (unsigned)slabs);
     dispatch_dtype(dt, fn, [&](auto tag) {
         using T = STORAGE_T(tag);
+        gn_stats_kernel<T><<<grid, GN_BLOCK>>>(part, (const T *)inp, slab, chunks);
+        CUDA_CHECK_LAUNCH();
         if (silu)
-            groupnorm_kernel<T, 1><<<blocks, GN_BLOCK>>>((T *)out, (const T *)inp, (const T *)gamma,
-                                                         (const T *)beta, ch, hw, groups, eps);
+            gn_apply_kernel<T, 1><<<grid, GN_BLOCK>>>((T *)out, (const T *)inp, (const T *)gamma, (const T *)beta,
+                                                      part, chunks, slab, cpg, hw, groups, eps);
         else
-            groupnorm_kernel<T, 0><<<blocks, GN_BLOCK>>>((T *)out, (const T *)inp, (const T *)gamma,
-                                                         (const T *)beta, ch, hw, groups, eps);
+            gn_apply_kernel<T, 0><<<grid, GN_BLOCK>>>((T *)out, (const T *)inp, (const T *)gamma, (const T *)beta,
+                                                      part, chunks, slab, cpg, hw, groups, eps);
     });
     CUDA_CHECK_LAUNCH();
 }

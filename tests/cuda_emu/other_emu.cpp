@@ -25,20 +25,27 @@ static void cmp(const char *what, const std::vector<float> &got, const std::vect
     if (bad || err > tol) fails++;
 }
 int main() {
-    // groupnorm (+silu): batch 2, ch 12, hw 37, groups 4; grid = batch*groups blocks of GN_BLOCK
-    for (int silu = 0; silu < 2; silu++) {
-        int B = 2, C = 12, HW = 1037, G = 4;
-        std::vector<float> x(B * C * HW), g(C), b(C), want(x.size()), got(x.size());
-        for (auto &v : x) v = 2 * frand() + 3;
-        for (auto &v : g) v = 1 + frand();
-        for (auto &v : b) v = frand();
-        (silu ? groupnorm_silu_forward : groupnorm_forward)(want.data(), x.data(), g.data(), b.data(), B, C, HW, G, 1e-5f);
-        launch({(unsigned)(B * G), 1, 1}, GN_BLOCK, [&] {
-            if (silu) groupnorm_kernel<float, 1>(got.data(), x.data(), g.data(), b.data(), C, HW, G, 1e-5f);
-            else groupnorm_kernel<float, 0>(got.data(), x.data(), g.data(), b.data(), C, HW, G, 1e-5f);
-        });
-        cmp(silu ? "groupnorm_silu" : "groupnorm", got, want, 1e-5);
-    }
+    // groupnorm (+silu): slabs of 3 x 10037 values (2 chunks, the last partial), in place too
+    for (int silu = 0; silu < 2; silu++)
+        for (int in_place = 0; in_place < 2; in_place++) {
+            int B = 2, C = 12, HW = 10037, G = 4, cpg = C / G;
+            size_t slab = (size_t)cpg * HW;
+            int chunks = (int)((slab + GN_CHUNK - 1) / GN_CHUNK);
+            std::vector<float> x(B * C * HW), g(C), b(C), want(x.size()), got(x.size());
+            std::vector<double> part((size_t)B * G * (2 * chunks + 1), NAN);
+            for (auto &v : x) v = 2 * frand() + 3;
+            for (auto &v : g) v = 1 + frand();
+            for (auto &v : b) v = frand();
+            (silu ? groupnorm_silu_forward : groupnorm_forward)(want.data(), x.data(), g.data(), b.data(), B, C, HW, G, 1e-5f);
+            float *dst = in_place ? x.data() : got.data();
+            launch({(unsigned)chunks, (unsigned)(B * G), 1}, GN_BLOCK, [&] { gn_stats_kernel<float>(part.data(), x.data(), slab, chunks); });
+            launch({(unsigned)chunks, (unsigned)(B * G), 1}, GN_BLOCK, [&] {
+                if (silu) gn_apply_kernel<float, 1>(dst, x.data(), g.data(), b.data(), part.data(), chunks, slab, cpg, HW, G, 1e-5f);
+                else gn_apply_kernel<float, 0>(dst, x.data(), g.data(), b.data(), part.data(), chunks, slab, cpg, HW, G, 1e-5f);
+            });
+            if (in_place) got = x;
+            cmp(silu ? (in_place ? "groupnorm_silu in place" : "groupnorm_silu") : (in_place ? "groupnorm in place" : "groupnorm"), got, want, 1e-5);
+        }
     { // layernorm rows 9 (not a multiple of ROW_WARPS), ch 77, and no affine
         int R = 9, C = 77;
         std::vector<float> x(R * C), g(C), b(C), want(x.size()), got(x.size());

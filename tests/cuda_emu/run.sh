@@ -29,7 +29,7 @@ L=$root/libcommon
   ./extract.sh $L/cuda_kernels.cuh warp_sum warp_max block_sum
   grep '^#define GRID_STRIDE' -A1 $L/cuda_kernels.cuh
   grep '^enum { GN_BLOCK' $L/norm_cuda.cu
-  ./extract.sh $L/norm_cuda.cu groupnorm_kernel layernorm_kernel softmax_kernel
+  ./extract.sh $L/norm_cuda.cu gn_stats_kernel gn_apply_kernel layernorm_kernel softmax_kernel
   grep '^enum { TT' $L/eltwise_cuda.cu
   ./extract.sh $L/eltwise_cuda.cu transpose_kernel concat_kernel upsample2x_kernel add_bcast_kernel
   ./extract.sh $L/conv2d_cuda.cu im2col_kernel

@@ -33,6 +33,7 @@ static const attn_case cases[] = {
     {1, 3, 200, 50, 64, 1, 0},   /* causal with tq > tk: late queries see every key */
     {2, 1, 47, 47, 24, 0, 0},    /* head dim not a multiple of 16 (padded) */
     {1, 2, 257, 77, 160, 0, 1},  /* SD 1.5 cross-attention at the lowest level, T past the tile */
+    {1, 2, 70, 75, 33, 1, 1},    /* odd head dim: element-wise staging instead of 16-byte loads */
 };
 
 static void run_case(const attn_case *c, dtype_t dt, int impl, int in_place) {
@@ -142,12 +143,14 @@ static void no_cuda(void) { unit_skip("no GPU (built without CUDA)"); }
 int main(int argc, char **argv) {
     (void)argc;
     prog_init(argv[0]);
+    /* The tests that fork (expect_dies) first, before any CUDA call, so a
+     * child's exit() has no CUDA state inherited from its parent to tear down. */
+    RUN(test_attention_limits);
     if (cuda_device_count() == 0) fprintf(stdout, "# %s\n", cuda_unavailable_reason());
     RUN(test_attention_fma);
     RUN(test_attention_wmma);
     RUN(test_attention_mma);
     RUN(test_attention_in_place);
     RUN(test_attention_large);
-    RUN(test_attention_limits);
     return unit_done();
 }

@@ -174,11 +174,13 @@ static void no_cuda(void) { unit_skip("no GPU (built without CUDA)"); }
 int main(int argc, char **argv) {
     (void)argc;
     prog_init(argv[0]);
+    /* The tests that fork (expect_dies) first, before any CUDA call, so a
+     * child's exit() has no CUDA state inherited from its parent to tear down. */
+    RUN(test_check_macros);
     /* device.h answers in both builds; with no GPU it gives a reason. */
     if (cuda_device_count() == 0) fprintf(stdout, "# %s\n", cuda_unavailable_reason());
     RUN(test_upload_download);
     RUN(test_gemm);
     RUN(test_silu);
-    RUN(test_check_macros);
     return unit_done();
 }

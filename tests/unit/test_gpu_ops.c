@@ -176,6 +176,8 @@ static void test_groupnorm(void) {
             groupnorm_case(silu, dt, 3, 6, 5, 3, 0, 0, 0);      /* no affine */
             groupnorm_case(silu, dt, 2, 8, 50, 2, 1, 30, 0);    /* a large mean */
             groupnorm_case(silu, dt, 2, 9, 17, 3, 1, 0, 1);     /* in place */
+            groupnorm_case(silu, dt, 1, 32, 20000, 8, 1, 0, 0); /* 10 chunks per slab, the last partial */
+            groupnorm_case(silu, dt, 1, 16, 9000, 4, 1, 3, 1);  /* in place over 5 chunks (shift kept aside) */
         }
 }
 
@@ -442,6 +444,9 @@ static void no_cuda(void) { unit_skip("no GPU (built without CUDA)"); }
 int main(int argc, char **argv) {
     (void)argc;
     prog_init(argv[0]);
+    /* The tests that fork (expect_dies) first, before any CUDA call, so a
+     * child's exit() has no CUDA state inherited from its parent to tear down. */
+    RUN(test_bad_dtype);
     if (cuda_device_count() == 0) fprintf(stdout, "# %s\n", cuda_unavailable_reason());
     RUN(test_gemm);
     RUN(test_gemm_batched);
@@ -455,6 +460,5 @@ int main(int argc, char **argv) {
     RUN(test_eltwise_binary);
     RUN(test_eltwise_broadcast);
     RUN(test_layout);
-    RUN(test_bad_dtype);
     return unit_done();
 }

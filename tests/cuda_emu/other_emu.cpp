@@ -103,28 +103,42 @@ int main() {
         launch({2, 1, 1}, 64, [&] { add_bcast_kernel<float>(xb.data(), v.data(), xb.size(), hw, Bc * ch); });
         cmp("add_batch_channels", xb, xw, 1e-7);
     }
-    { // im2col + GEMM (host) against conv2d_forward: 3x3 s2 p1, runs of 7 pixels
-        conv2d_dims d = {2, 3, 11, 8, 4, 3, 3, 2, 2, 1, 1};
-        int oh = conv2d_out_h(&d), ow = conv2d_out_w(&d), K = d.in_ch * 9;
-        std::vector<float> x(d.batch * d.in_ch * d.in_h * d.in_w), wt(d.out_ch * K), want(d.batch * d.out_ch * oh * ow), got(want.size(), 0);
+    // im2col + GEMM (host) against conv2d_forward: 3x3 s2 p1; runs of 7 pixels of one image, then 2 whole images per run
+    for (int whole = 0; whole < 2; whole++) {
+        conv2d_dims d = {3, 3, 11, 8, 4, 3, 3, 2, 2, 1, 1};
+        int oh = conv2d_out_h(&d), ow = conv2d_out_w(&d), K = d.in_ch * 9, ohw = oh * ow;
+        int64_t img = (int64_t)d.in_ch * d.in_h * d.in_w;
+        std::vector<float> x(d.batch * img), wt(d.out_ch * K), want(d.batch * d.out_ch * ohw), got(want.size(), 0);
         for (auto &e : x) e = frand();
         for (auto &e : wt) e = frand();
         conv2d_forward(want.data(), x.data(), wt.data(), nullptr, &d);
-        int run = 7;
-        std::vector<float> col(K * run);
-        for (int b = 0; b < d.batch; b++)
-            for (int64_t p0 = 0; p0 < oh * ow; p0 += run) {
-                int np = std::min<int64_t>(run, oh * ow - p0);
-                size_t n = (size_t)K * np;
-                launch({2, 1, 1}, 32, [&] { im2col_kernel<float>(col.data(), x.data() + (size_t)b * d.in_ch * d.in_h * d.in_w, d.in_h, d.in_w, 3, 3, 2, 2, 1, 1, ow, p0, np, n); });
-                for (int o = 0; o < d.out_ch; o++)
-                    for (int q = 0; q < np; q++) {
-                        double s = 0;
-                        for (int r = 0; r < K; r++) s += wt[o * K + r] * col[r * np + q];
-                        got[((size_t)b * d.out_ch + o) * oh * ow + p0 + q] = s;
-                    }
+        std::vector<float> col((size_t)2 * K * ohw, NAN);
+        auto gemm = [&](const float *c, int np, float *o) { // o [out_ch, ohw-strided] = wt @ c [K, np]
+            for (int oc = 0; oc < d.out_ch; oc++)
+                for (int q = 0; q < np; q++) {
+                    double s = 0;
+                    for (int r = 0; r < K; r++) s += wt[oc * K + r] * c[(size_t)r * np + q];
+                    o[(size_t)oc * ohw + q] = s;
+                }
+        };
+        if (whole) {
+            for (int b0 = 0; b0 < d.batch; b0 += 2) {
+                int nb = std::min(2, d.batch - b0);
+                size_t n = (size_t)nb * K * ohw;
+                launch({2, 1, 1}, 64, [&] { im2col_kernel<float>(col.data(), x.data() + b0 * img, img, K, d.in_h, d.in_w, 3, 3, 2, 2, 1, 1, ow, 0, ohw, n); });
+                for (int z = 0; z < nb; z++) gemm(col.data() + (size_t)z * K * ohw, ohw, got.data() + (size_t)(b0 + z) * d.out_ch * ohw);
             }
-        cmp("im2col conv 3x3 s2 p1 runs of 7", got, want, 1e-5);
+        } else {
+            int run = 7;
+            for (int b = 0; b < d.batch; b++)
+                for (int64_t p0 = 0; p0 < ohw; p0 += run) {
+                    int np = std::min<int64_t>(run, ohw - p0);
+                    size_t n = (size_t)K * np;
+                    launch({2, 1, 1}, 32, [&] { im2col_kernel<float>(col.data(), x.data() + b * img, img, K, d.in_h, d.in_w, 3, 3, 2, 2, 1, 1, ow, p0, np, n); });
+                    gemm(col.data(), np, got.data() + (size_t)b * d.out_ch * ohw + p0);
+                }
+        }
+        cmp(whole ? "im2col conv 3x3 s2 p1, 2 images per run" : "im2col conv 3x3 s2 p1, runs of 7", got, want, 1e-5);
     }
     printf("%d failures\n", fails);
     return fails != 0;

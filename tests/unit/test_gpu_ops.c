@@ -113,6 +113,7 @@ static void test_conv2d(void) {
         {{1, 9, 6, 3, 11, 1, 1, 1, 1, 0, 0}, 0, 0},  /* 1x1 without bias */
         {{2, 6, 13, 9, 5, 3, 3, 1, 1, 1, 1}, 1, 7},  /* runs of 7 pixels: many tiles, a tail */
         {{1, 4, 7, 7, 2, 3, 3, 2, 2, 1, 1}, 0, 1},   /* one pixel per run */
+        {{3, 4, 5, 6, 5, 3, 3, 1, 1, 1, 1}, 1, 60},  /* two whole images per run (30 pixels each), then one */
     };
     for (int di = 0; di < 3; di++) {
         dtype_t dt = gt_dtypes[di];

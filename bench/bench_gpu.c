@@ -4,7 +4,8 @@
  * 8192^3; and the fused attention kernels (cuda_ops.h) at SD's 64x64-latent
  * self-attention (batch 2 for guidance, T 4096, 5 heads of 64): f16 and bf16
  * on the mma.sync kernel (the default), f16 on the WMMA and the CUDA-core
- * kernels, f32 on the latter; a 3x3 conv (im2col + GemmEx) and GroupNorm+SiLU
+ * kernels, f32 on the latter; the VAE's one-head-of-512 attention (cuBLAS
+ * path); a 3x3 conv (im2col + GemmEx) and GroupNorm+SiLU
  * at the UNet's 64x64 latents and the VAE's 512x512. Timed with CUDA
  * events (median of --reps). One JSON object per line on stdout; without a GPU
  * (or in a CUDA=0 build) one line {"skipped": why}. */
@@ -116,7 +117,8 @@ static void run_attention(void *p) {
                            0, NULL, a->dt);
 }
 
-/* impl: 1 the CUDA-core kernel, 2 the WMMA kernel, 3 the mma.sync kernel (attention_cuda_set_impl). */
+/* impl: 1 the CUDA-core kernel, 2 the WMMA kernel, 3 the mma.sync kernel, 4 the cuBLAS path
+ * (attention_cuda_set_impl). */
 static void bench_attention(int batch, int t, int heads, int d, dtype_t dt, int impl, int reps) {
     size_t n = (size_t)batch * t * heads * d;
     attn_ctx a = {batch, heads, t, d, gpu_random(n, 1.5f, dt), gpu_random(n, 1.5f, dt), gpu_random(n, 1, dt),
@@ -127,7 +129,7 @@ static void bench_attention(int batch, int t, int heads, int d, dtype_t dt, int 
     double flop = 4.0 * batch * heads * (double)t * t * d; /* Q K^T and P V */
     printf("{\"kernel\":\"attention_%s_%s\",\"shape\":\"B%d T%d H%d D%d\",\"seconds\":%.6f,\"ms_median\":%.4f,"
            "\"tflops\":%.2f}\n",
-           impl == 3 ? "mma" : impl == 2 ? "wmma" : "fma", dtype_name(dt), batch, t, heads, d, ms * 1e-3, ms, flop / (ms * 1e-3) / 1e12);
+           impl == 4 ? "cublas" : impl == 3 ? "mma" : impl == 2 ? "wmma" : "fma", dtype_name(dt), batch, t, heads, d, ms * 1e-3, ms, flop / (ms * 1e-3) / 1e12);
     fflush(stdout);
     cuda_free(a.q);
     cuda_free(a.k);
@@ -211,6 +213,8 @@ int main(int argc, char **argv) {
     bench_attention(2, 4096, 5, 64, DTYPE_F16, 2, reps);
     bench_attention(2, 4096, 5, 64, DTYPE_F16, 1, reps);
     bench_attention(2, 4096, 5, 64, DTYPE_F32, 1, reps);
+    /* the VAE decoder's mid-block attention at 512x512 (one head of 512): the cuBLAS path */
+    bench_attention(1, 4096, 1, 512, DTYPE_F16, 4, reps);
     /* a ResNet conv and GroupNorm+SiLU at 64x64 latents, batch 2 and 16; the VAE's widest GroupNorm */
     bench_conv(2, 320, 64, DTYPE_F16, reps);
     bench_conv(16, 320, 64, DTYPE_F16, reps);

@@ -16,6 +16,8 @@
  *  - attn_wmma_kernel (f16/bf16, the same padding; the first tensor-core
  *    version, kept as a cross-check): the same tiling on WMMA 16x16x16 with S,
  *    P and O going through shared memory between the steps.
+ * and, for head_dim over 160 (the VAE's mid-block attention: one head of 512),
+ * attn_blas: cuBLAS products around a row softmax, per block of queries.
  * None uses cp.async pipelining or Hopper's wgmma yet. */
 #include "cuda_kernels.cuh"
 
@@ -24,8 +26,8 @@
 static int g_impl = 0; /* attention_cuda_set_impl */
 
 extern "C" int attention_cuda_set_impl(int impl) {
-    if (impl < 0 || impl > 3)
-        die("attention_cuda_set_impl: unknown kernel %d (0 auto, 1 FMA, 2 WMMA, 3 mma.sync)", impl);
+    if (impl < 0 || impl > 4)
+        die("attention_cuda_set_impl: unknown kernel %d (0 auto, 1 FMA, 2 WMMA, 3 mma.sync, 4 cuBLAS)", impl);
     int old = g_impl;
     g_impl = impl;
     return old;
@@ -547,6 +549,85 @@ static int attn_mma_dispatch(T *out, const T *q, const T *k, const T *v, const f
     return attn_mma_launch<T, 160>(out, q, k, v, mask, batch, heads, tq, tk, D, scale, causal);
 }
 
+/* ---- head_dim over 160 (the VAE's single 512-wide head): cuBLAS per query block --------
+ * Per batch item and block of nq queries, all heads at once (strided-batched,
+ * a head's rows are D apart): S [H, nq, tk] = scale Q K^T in float (GemmEx,
+ * float output whatever the storage type), a row softmax with the mask and
+ * the causal limit into P [H, nq, tk] (storage type), then O = P V (GemmEx,
+ * float accumulation). Exact softmax over all keys, so no online rescaling;
+ * the scores of one query block are in memory, never the whole tq x tk: the
+ * block is sized to keep S and P within ATT_BLAS_BUDGET bytes. */
+
+#define ATT_BLAS_BUDGET ((size_t)64 << 20)
+
+/* Row r of S (head r / nq, query i0 + r % nq) -> row r of P. One warp per row. */
+template <typename T>
+__global__ static void attn_softmax_rows_kernel(T *P, const float *S, const float *mask, int rows, int nq, int tk,
+                                                int i0, int causal) {
+    const int lane = threadIdx.x & 31;
+    const long r = (long)blockIdx.x * 4 + (threadIdx.x >> 5);
+    if (r >= rows) return; /* whole warps leave together */
+    const int i = i0 + (int)(r % nq);
+    const int nv = causal ? min(tk, i + 1) : tk; /* keys this query sees */
+    const float *s = S + (size_t)r * tk;
+    T *p = P + (size_t)r * tk;
+    float mx = -INFINITY;
+    for (int j = lane; j < nv; j += 32) mx = fmaxf(mx, s[j] + (mask ? mask[j] : 0.0f));
+    mx = warp_max(mx);
+    if (mx == -INFINITY) { /* nothing visible: zeros, as the CPU */
+        for (int j = lane; j < tk; j += 32) p[j] = from_f<T>(0.0f);
+        return;
+    }
+    float sum = 0.0f;
+    for (int j = lane; j < nv; j += 32) sum += expf(s[j] + (mask ? mask[j] : 0.0f) - mx);
+    const float inv = 1.0f / warp_sum(sum);
+    for (int j = lane; j < tk; j += 32)
+        p[j] = from_f<T>(j < nv ? expf(s[j] + (mask ? mask[j] : 0.0f) - mx) * inv : 0.0f);
+}
+
+/* A per-thread device buffer that only grows. */
+static void *attn_blas_ws(size_t bytes) {
+    static thread_local void *buf = nullptr;
+    static thread_local size_t cap = 0;
+    if (bytes > cap) {
+        cuda_free(buf); /* cudaFree waits for the kernels still using it */
+        buf = cuda_malloc(bytes);
+        cap = bytes;
+    }
+    return buf;
+}
+
+template <typename T>
+static void attn_blas(T *out, const T *q, const T *k, const T *v, const float *mask, int batch, int heads, int tq,
+                      int tk, int D, float scale, int causal, cudaDataType_t ct) {
+    const size_t per_row = (size_t)heads * tk * (sizeof(float) + sizeof(T));
+    const int nq_max = (int)(ATT_BLAS_BUDGET / per_row < (size_t)tq ? ATT_BLAS_BUDGET / per_row : (size_t)tq);
+    const int nqb = nq_max > 0 ? nq_max : 1;
+    float *S = (float *)attn_blas_ws(per_row * nqb);
+    T *P = (T *)(S + (size_t)heads * nqb * tk);
+    const long long ld = (long long)heads * D;
+    const float zero = 0.0f, one = 1.0f;
+    for (int b = 0; b < batch; b++)
+        for (int i0 = 0; i0 < tq; i0 += nqb) {
+            const int nq = tq - i0 < nqb ? tq - i0 : nqb;
+            const T *qb = q + ((size_t)b * tq + i0) * ld, *kb = k + (size_t)b * tk * ld, *vb = v + (size_t)b * tk * ld;
+            /* S[h] [nq, tk] = scale Q[h] [nq, D] K[h]^T (row-major; cuBLAS sees the transposes) */
+            CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, tk, nq, D, &scale, kb,
+                                                    ct, (int)ld, D, qb, ct, (int)ld, D, &zero, S, CUDA_R_32F, tk,
+                                                    (long long)nq * tk, heads, CUBLAS_COMPUTE_32F,
+                                                    CUBLAS_GEMM_DEFAULT));
+            const int rows = heads * nq;
+            attn_softmax_rows_kernel<T><<<(unsigned)((rows + 3) / 4), 128>>>(P, S, mask ? mask + (size_t)b * tk : nullptr,
+                                                                          rows, nq, tk, i0, causal);
+            CUDA_CHECK_LAUNCH();
+            /* O[h] [nq, D] (rows ld apart) = P[h] [nq, tk] V[h] [tk, D] */
+            CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, D, nq, tk, &one, vb, ct,
+                                                    (int)ld, D, P, ct, tk, (long long)nq * tk, &zero,
+                                                    out + ((size_t)b * tq + i0) * ld, ct, (int)ld, D, heads,
+                                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        }
+}
+
 /* ---- entry point ------------------------------------------------------------------ */
 
 extern "C" void attention_forward_cuda(void *out, const void *q, const void *k, const void *v, int batch, int heads,
@@ -558,13 +639,19 @@ extern "C" void attention_forward_cuda(void *out, const void *q, const void *k, 
             tq, tk, head_dim);
     if (out == k || out == v) die("attention_forward_cuda: out must not alias k or v");
     if (!isfinite(scale)) die("attention_forward_cuda: scale %g is not finite", (double)scale);
-    if (head_dim > 160) die("attention_forward_cuda: head_dim %d is over 160", head_dim);
     if (heads > 65535 || batch > 65535) die("attention_forward_cuda: %d heads x %d batch is too many", heads, batch);
     if ((long)heads * head_dim > 1L << 30) die("attention_forward_cuda: heads x head_dim is too large");
     dispatch_dtype(dt, "attention_forward_cuda", [&](auto tag) {
         using T = STORAGE_T(tag);
         T *o = (T *)out;
         const T *qq = (const T *)q, *kk = (const T *)k, *vv = (const T *)v;
+        if (head_dim > 160 || g_impl == 4) {
+            const cudaDataType_t ct = std::is_same<T, float>::value     ? CUDA_R_32F
+                                      : std::is_same<T, __half>::value ? CUDA_R_16F
+                                                                        : CUDA_R_16BF;
+            attn_blas<T>(o, qq, kk, vv, key_mask, batch, heads, tq, tk, head_dim, scale, causal, ct);
+            return;
+        }
         if constexpr (!std::is_same<T, float>::value) {
             if ((g_impl == 0 || g_impl == 3) &&
                 attn_mma_dispatch<T>(o, qq, kk, vv, key_mask, batch, heads, tq, tk, head_dim, scale, causal))

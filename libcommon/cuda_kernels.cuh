@@ -1,7 +1,7 @@
 /* cuda_kernels.cuh — what the libcommon *_cuda.cu files share (C++ only, not
  * part of the C API): float conversions of the three storage types, the
- * dtype_t -> template dispatch, grid sizing for grid-stride loops, and warp
- * and block reductions. */
+ * dtype_t -> template dispatch, 16-byte packs, grid sizing for grid-stride
+ * loops, and warp and block reductions. */
 #ifndef SYNTHCXR_CUDA_KERNELS_CUH
 #define SYNTHCXR_CUDA_KERNELS_CUH
 
@@ -45,6 +45,12 @@ static inline unsigned grid_for(size_t n, int block) {
     if (b > 16384) b = 16384;
     return b ? (unsigned)b : 1u;
 }
+
+/* 16 bytes of storage (4 floats, 8 halves): the unit of vectorised access,
+ * for kernels whose pointers pass aligned16 (cudaMalloc gives 256-byte
+ * alignment; offsets into a buffer may break it, so it is checked per call). */
+template <typename T> struct alignas(16) pack16 { T x[16 / sizeof(T)]; };
+static inline int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 #define GRID_STRIDE(i, n) \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)

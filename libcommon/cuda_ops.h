@@ -86,15 +86,20 @@ void softmax_forward_cuda(void *out, const void *inp, int rows, int cols, dtype_
  * [batch, tk, heads, head_dim]; key_mask NULL or float [batch, tk] (additive);
  * causal as the CPU twin. Flash-attention style: tiles of K and V in shared
  * memory, online softmax with float scores, running max/sum and accumulators;
- * the tq x tk matrix is never stored. head_dim up to 160. out == q is allowed
- * (each block reads its queries before it writes them); out must not alias k, v. */
+ * the tq x tk matrix is never stored. head_dim over 160 (the VAE's one head
+ * of 512) goes through cuBLAS instead: S = Q K^T for a block of queries (float),
+ * a row softmax into P (storage type), O = P V; the block is sized so S and P
+ * take at most 64 MiB (a per-thread device buffer that grows on demand).
+ * out == q is allowed (queries are read before their outputs are written);
+ * out must not alias k or v. */
 void attention_forward_cuda(void *out, const void *q, const void *k, const void *v, int batch, int heads, int tq,
                             int tk, int head_dim, float scale, int causal, const float *key_mask, dtype_t dt);
 /* Which kernel attention_forward_cuda uses: 0 auto (3 for f16/bf16, 1 for
  * f32), 1 the CUDA-core (FMA) kernel always, 2 the tensor-core kernel on WMMA
  * (S, P and O through shared memory), 3 the tensor-core kernel on mma.sync
  * (S, P, O in registers, flash-attention-2 style); 2 and 3 apply to f16/bf16
- * (f32 falls back to 1). For tests and benchmarks. Returns the previous setting. */
+ * (f32 falls back to 1); 4 the cuBLAS path (always taken for head_dim > 160).
+ * For tests and benchmarks. Returns the previous setting. */
 int attention_cuda_set_impl(int impl);
 
 /* ---- activations (activation_cuda.cu); out, inp [n]; in place ok ---------- */

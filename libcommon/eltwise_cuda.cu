@@ -2,7 +2,8 @@
  * cuda_ops.h for the conventions): sums, products, scaling, the bias and
  * time-embedding broadcasts, channel concatenation, the batched transpose
  * (32 x 32 tiles through shared memory, so reads and writes both coalesce)
- * and nearest 2x upsampling. Grid-stride loops, one element per step, float math. */
+ * and nearest 2x upsampling. Grid-stride loops, float math; the sums,
+ * products and broadcasts move 16-byte packs where the pointers allow. */
 #include "cuda_kernels.cuh"
 
 #define NEED(cond, ...) do { if (!(cond)) die(__VA_ARGS__); } while (0)
@@ -11,73 +12,100 @@ enum { BLOCK = 256 };
 
 /* ---- binary and scaling ------------------------------------------------------ */
 
-template <typename T> __global__ static void add_kernel(T *out, const T *a, const T *b, size_t n) {
-    GRID_STRIDE(i, n) out[i] = from_f<T>(to_f(a[i]) + to_f(b[i]));
+enum { OP_ADD, OP_MUL, OP_AXPBY, OP_SCALE };
+
+template <int OP> __device__ __forceinline__ float op1(float a, float b, float alpha, float beta) {
+    if (OP == OP_ADD) return a + b;
+    if (OP == OP_MUL) return a * b;
+    if (OP == OP_AXPBY) return alpha * a + beta * b;
+    return a * alpha; /* OP_SCALE: b unused */
 }
-template <typename T> __global__ static void mul_kernel(T *out, const T *a, const T *b, size_t n) {
-    GRID_STRIDE(i, n) out[i] = from_f<T>(to_f(a[i]) * to_f(b[i]));
+
+/* vec: every pointer 16-byte aligned; 16-byte packs, then the last n % V one by one. */
+template <typename T, int OP>
+__global__ static void binary_kernel(T *out, const T *a, const T *b, float alpha, float beta, size_t n, int vec) {
+    const T *bb = OP == OP_SCALE ? a : b; /* SCALE has no b: read a twice, ignore it */
+    if (vec) {
+        constexpr int V = 16 / sizeof(T);
+        const size_t nv = n / V;
+        GRID_STRIDE(i, nv) {
+            pack16<T> x = ((const pack16<T> *)a)[i], y = ((const pack16<T> *)bb)[i], z;
+#pragma unroll
+            for (int e = 0; e < V; e++) z.x[e] = from_f<T>(op1<OP>(to_f(x.x[e]), to_f(y.x[e]), alpha, beta));
+            ((pack16<T> *)out)[i] = z;
+        }
+        GRID_STRIDE(i, n - nv * V) {
+            const size_t k = nv * V + i;
+            out[k] = from_f<T>(op1<OP>(to_f(a[k]), to_f(bb[k]), alpha, beta));
+        }
+    } else {
+        GRID_STRIDE(i, n) out[i] = from_f<T>(op1<OP>(to_f(a[i]), to_f(bb[i]), alpha, beta));
+    }
 }
-template <typename T> __global__ static void axpby_kernel(T *out, float alpha, const T *a, float beta, const T *b,
-                                                          size_t n) {
-    GRID_STRIDE(i, n) out[i] = from_f<T>(alpha * to_f(a[i]) + beta * to_f(b[i]));
-}
-template <typename T> __global__ static void scale_kernel(T *out, const T *a, float s, size_t n) {
-    GRID_STRIDE(i, n) out[i] = from_f<T>(to_f(a[i]) * s);
+
+template <int OP>
+static void binary_launch(const char *fn, void *out, const void *a, const void *b, float alpha, float beta, size_t n,
+                          dtype_t dt) {
+    if (!n) return;
+    NEED(out && a && (b || OP == OP_SCALE), "%s: NULL pointer", fn);
+    const int vec = aligned16(out) && aligned16(a) && (OP == OP_SCALE || aligned16(b));
+    dispatch_dtype(dt, fn, [&](auto tag) {
+        using T = STORAGE_T(tag);
+        const size_t work = vec ? n / (16 / sizeof(T)) + 1 : n;
+        binary_kernel<T, OP><<<grid_for(work, BLOCK), BLOCK>>>((T *)out, (const T *)a, (const T *)b, alpha, beta, n,
+                                                               vec);
+    });
+    CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void eltwise_add_cuda(void *out, const void *a, const void *b, size_t n, dtype_t dt) {
-    if (!n) return;
-    NEED(out && a && b, "eltwise_add_cuda: NULL pointer");
-    dispatch_dtype(dt, "eltwise_add_cuda", [&](auto tag) {
-        using T = STORAGE_T(tag);
-        add_kernel<T><<<grid_for(n, BLOCK), BLOCK>>>((T *)out, (const T *)a, (const T *)b, n);
-    });
-    CUDA_CHECK_LAUNCH();
+    binary_launch<OP_ADD>("eltwise_add_cuda", out, a, b, 1.0f, 1.0f, n, dt);
 }
 
 extern "C" void eltwise_mul_cuda(void *out, const void *a, const void *b, size_t n, dtype_t dt) {
-    if (!n) return;
-    NEED(out && a && b, "eltwise_mul_cuda: NULL pointer");
-    dispatch_dtype(dt, "eltwise_mul_cuda", [&](auto tag) {
-        using T = STORAGE_T(tag);
-        mul_kernel<T><<<grid_for(n, BLOCK), BLOCK>>>((T *)out, (const T *)a, (const T *)b, n);
-    });
-    CUDA_CHECK_LAUNCH();
+    binary_launch<OP_MUL>("eltwise_mul_cuda", out, a, b, 1.0f, 1.0f, n, dt);
 }
 
 extern "C" void eltwise_scale_cuda(void *out, const void *a, float s, size_t n, dtype_t dt) {
-    if (!n) return;
-    NEED(out && a, "eltwise_scale_cuda: NULL pointer");
-    dispatch_dtype(dt, "eltwise_scale_cuda", [&](auto tag) {
-        using T = STORAGE_T(tag);
-        scale_kernel<T><<<grid_for(n, BLOCK), BLOCK>>>((T *)out, (const T *)a, s, n);
-    });
-    CUDA_CHECK_LAUNCH();
+    binary_launch<OP_SCALE>("eltwise_scale_cuda", out, a, NULL, s, 0.0f, n, dt);
 }
 
 extern "C" void eltwise_axpby_cuda(void *out, float alpha, const void *a, float beta, const void *b, size_t n,
                                    dtype_t dt) {
-    if (!n) return;
-    NEED(out && a && b, "eltwise_axpby_cuda: NULL pointer");
-    dispatch_dtype(dt, "eltwise_axpby_cuda", [&](auto tag) {
-        using T = STORAGE_T(tag);
-        axpby_kernel<T><<<grid_for(n, BLOCK), BLOCK>>>((T *)out, alpha, (const T *)a, beta, (const T *)b, n);
-    });
-    CUDA_CHECK_LAUNCH();
+    binary_launch<OP_AXPBY>("eltwise_axpby_cuda", out, a, b, alpha, beta, n, dt);
 }
 
 /* ---- broadcasts ------------------------------------------------------------------ */
 
 /* x[i] += v[(i / div) % mod]: bias rows (div 1, mod ch), bias channels
- * (div hw, mod ch) and per batch-channel (div hw, mod batch*ch). */
-template <typename T> __global__ static void add_bcast_kernel(T *x, const T *v, size_t n, size_t div, size_t mod) {
-    GRID_STRIDE(i, n) x[i] = from_f<T>(to_f(x[i]) + to_f(v[(i / div) % mod]));
+ * (div hw, mod ch) and per batch-channel (div hw, mod batch*ch). vec: x
+ * 16-byte aligned, packs of x (each element finds its own v). */
+template <typename T>
+__global__ static void add_bcast_kernel(T *x, const T *v, size_t n, size_t div, size_t mod, int vec) {
+    if (vec) {
+        constexpr int V = 16 / sizeof(T);
+        const size_t nv = n / V;
+        GRID_STRIDE(i, nv) {
+            pack16<T> p = ((pack16<T> *)x)[i];
+#pragma unroll
+            for (int e = 0; e < V; e++) p.x[e] = from_f<T>(to_f(p.x[e]) + to_f(v[((i * V + e) / div) % mod]));
+            ((pack16<T> *)x)[i] = p;
+        }
+        GRID_STRIDE(i, n - nv * V) {
+            const size_t k = nv * V + i;
+            x[k] = from_f<T>(to_f(x[k]) + to_f(v[(k / div) % mod]));
+        }
+    } else {
+        GRID_STRIDE(i, n) x[i] = from_f<T>(to_f(x[i]) + to_f(v[(i / div) % mod]));
+    }
 }
 
 static void add_bcast(const char *fn, void *x, const void *v, size_t n, size_t div, size_t mod, dtype_t dt) {
+    const int vec = aligned16(x);
     dispatch_dtype(dt, fn, [&](auto tag) {
         using T = STORAGE_T(tag);
-        add_bcast_kernel<T><<<grid_for(n, BLOCK), BLOCK>>>((T *)x, (const T *)v, n, div, mod);
+        const size_t work = vec ? n / (16 / sizeof(T)) + 1 : n;
+        add_bcast_kernel<T><<<grid_for(work, BLOCK), BLOCK>>>((T *)x, (const T *)v, n, div, mod, vec);
     });
     CUDA_CHECK_LAUNCH();
 }

@@ -2,7 +2,8 @@
 // use: one std::thread per CUDA thread, std::barrier for __syncthreads,
 // __syncwarp and shuffles, WMMA fragments as whole 16x16 tiles held by every
 // lane, mma.sync m16n8k16 as a warp collective on its documented fragment
-// layouts. Float storage only (from_f/to_f are identities).
+// layouts, and the cuBLAS GEMM attn_blas calls. Float storage only (from_f/to_f
+// are identities).
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -104,6 +105,38 @@ static void mma16816(float (&d)[4], const f2 (&a)[4], const f2 (&b)[2]) {
     }
     warp_bar[w]->arrive_and_wait();
 }
+// cuBLAS, as far as attn_blas uses it: column-major strided-batched GEMM on
+// float data (every storage type is float here), beta == 0 never reads C.
+typedef int cudaDataType_t;
+enum { CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF };
+enum { CUBLAS_OP_N, CUBLAS_OP_T, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT };
+static inline int cublas_handle() { return 0; }
+#define CUBLAS_CHECK(x) (x)
+#define CUDA_CHECK_LAUNCH()
+static int cublasGemmStridedBatchedEx(int, int opa, int opb, int m, int n, int k, const float *alpha, const void *A,
+                                      int, int lda, long long sA, const void *B, int, int ldb, long long sB,
+                                      const float *beta, void *C, int, int ldc, long long sC, int batch, int, int) {
+    for (int z = 0; z < batch; z++) {
+        const float *a = (const float *)A + z * sA, *b = (const float *)B + z * sB;
+        float *c = (float *)C + z * sC;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int p = 0; p < k; p++)
+                    s += (double)(opa == CUBLAS_OP_N ? a[i + (size_t)p * lda] : a[p + (size_t)i * lda]) *
+                         (opb == CUBLAS_OP_N ? b[p + (size_t)j * ldb] : b[j + (size_t)p * ldb]);
+                c[i + (size_t)j * ldc] = *alpha * s + (*beta != 0 ? *beta * c[i + (size_t)j * ldc] : 0.0f);
+            }
+    }
+    return 0;
+}
+static std::vector<float> emu_ws;
+static void *attn_blas_ws(size_t bytes) {
+    emu_ws.assign(bytes / sizeof(float) + 1, NAN);
+    return emu_ws.data();
+}
+#define ATT_BLAS_BUDGET ((size_t)20000) // small: several query blocks
+
 template <class K> void launch(dim3_ grid, int threads, K kern, int by = 1) {
     blockDim.x = threads; blockDim.y = by; gridDim = grid;
     if (by > 1) { // 2-D blocks: no warp-level ops in such kernels here

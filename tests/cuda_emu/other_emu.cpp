@@ -9,6 +9,7 @@ extern "C" {
 #include "eltwise.h"
 #include "upsample.h"
 #include "conv2d.h"
+#include "activation.h"
 }
 #include "other.inc"
 static float frand() { return (float)rand() / RAND_MAX * 2 - 1; }
@@ -100,7 +101,7 @@ int main() {
         for (auto &e : v) e = frand();
         xw = xb;
         eltwise_add_batch_channels(xw.data(), v.data(), Bc, ch, hw);
-        launch({2, 1, 1}, 64, [&] { add_bcast_kernel<float>(xb.data(), v.data(), xb.size(), hw, Bc * ch); });
+        launch({2, 1, 1}, 64, [&] { add_bcast_kernel<float>(xb.data(), v.data(), xb.size(), hw, Bc * ch, 0); });
         cmp("add_batch_channels", xb, xw, 1e-7);
     }
     // im2col + GEMM (host) against conv2d_forward: 3x3 s2 p1; runs of 7 pixels of one image, then 2 whole images per run
@@ -139,6 +140,40 @@ int main() {
                 }
         }
         cmp(whole ? "im2col conv 3x3 s2 p1, 2 images per run" : "im2col conv 3x3 s2 p1, runs of 7", got, want, 1e-5);
+    }
+    // element-wise and activations, 16-byte packs (vec 1, V = 4 floats) and one by one, n not a multiple of 4
+    for (int vec = 0; vec < 2; vec++) {
+        size_t n = 1003;
+        std::vector<float> a(n), b(n), want(n), got(n);
+        for (auto &e : a) e = 6 * frand();
+        for (auto &e : b) e = 6 * frand();
+        char what[64];
+        eltwise_axpby(want.data(), 1.25f, a.data(), -0.5f, b.data(), n);
+        launch({2, 1, 1}, 64, [&] { binary_kernel<float, OP_AXPBY>(got.data(), a.data(), b.data(), 1.25f, -0.5f, n, vec); });
+        snprintf(what, sizeof what, "axpby vec %d", vec), cmp(what, got, want, 0);
+        eltwise_scale(want.data(), a.data(), 3.0f, n);
+        launch({2, 1, 1}, 64, [&] { binary_kernel<float, OP_SCALE>(got.data(), a.data(), nullptr, 3.0f, 0.0f, n, vec); });
+        snprintf(what, sizeof what, "scale vec %d", vec), cmp(what, got, want, 0);
+        silu_forward(want.data(), a.data(), n);
+        launch({2, 1, 1}, 64, [&] { act_kernel<float, ACT_SILU>(got.data(), a.data(), n, vec); });
+        snprintf(what, sizeof what, "silu vec %d", vec), cmp(what, got, want, 0);
+        gelu_forward(want.data(), a.data(), n);
+        launch({2, 1, 1}, 64, [&] { act_kernel<float, ACT_GELU>(got.data(), a.data(), n, vec); });
+        snprintf(what, sizeof what, "gelu vec %d", vec), cmp(what, got, want, 0);
+        int rows = 17, ch = 36; // ch a multiple of 4
+        std::vector<float> gin((size_t)rows * 2 * ch), gw((size_t)rows * ch), gg(gw.size());
+        for (auto &e : gin) e = 4 * frand();
+        geglu_forward(gw.data(), gin.data(), rows, ch);
+        launch({2, 1, 1}, 64, [&] { geglu_kernel<float>(gg.data(), gin.data(), ch, gw.size(), vec); });
+        snprintf(what, sizeof what, "geglu vec %d", vec), cmp(what, gg, gw, 0);
+        int bc = 3, cc = 5, hw = 33;
+        std::vector<float> xb((size_t)bc * cc * hw), bias(cc), xw;
+        for (auto &e : xb) e = frand();
+        for (auto &e : bias) e = frand();
+        xw = xb;
+        eltwise_add_bias_channels(xw.data(), bias.data(), bc, cc, hw);
+        launch({2, 1, 1}, 64, [&] { add_bcast_kernel<float>(xb.data(), bias.data(), xb.size(), hw, cc, vec); });
+        snprintf(what, sizeof what, "add_bias_channels vec %d", vec), cmp(what, xb, xw, 0);
     }
     printf("%d failures\n", fails);
     return fails != 0;

@@ -1,7 +1,7 @@
 /* test_gpu_attention.c — attention_forward_cuda against its CPU twin
  * attention_forward, for each storage type and each kernel (the CUDA-core
  * kernel for all three; the two tensor-core kernels, WMMA and mma.sync, for
- * f16/bf16): head dims 40, 64,
+ * f16/bf16; the cuBLAS path for heads over 160 wide, all three): head dims 40, 64,
  * 80, 160 (SD's) and odd ones, T not a multiple of the tiles, tq != tk, batch
  * > 1, causal, an additive key mask with -inf and large negative entries, a
  * fully masked batch (zeros, as the CPU), and out == q. Inputs are rounded to
@@ -65,7 +65,7 @@ static void run_case(const attn_case *c, dtype_t dt, int impl, int in_place) {
     attention_cuda_set_impl(old);
     float *got = host_from(dout, nq, dt);
     char what[160];
-    snprintf(what, sizeof what, "attention %s B%d H%d tq%d tk%d D%d%s%s%s", impl == 1 ? "fma" : impl == 2 ? "wmma" : "mma", B, H, tq,
+    snprintf(what, sizeof what, "attention %s B%d H%d tq%d tk%d D%d%s%s%s", impl == 1 ? "fma" : impl == 2 ? "wmma" : impl == 3 ? "mma" : "cublas", B, H, tq,
              tk, D, c->causal ? " causal" : "", c->mask == 1 ? " mask" : c->mask == 2 ? " mask+fully-masked" : "",
              in_place ? " out=q" : "");
     gt_compare(what, dt, got, want, nq, gt_tol(dt, 1e-4));
@@ -118,14 +118,29 @@ static void test_attention_large(void) {
     run_case(&c, DTYPE_F32, 1, 0);
 }
 
-static void bad_head_dim(void *arg) {
+/* Heads wider than 160 (the VAE's mid-block attention: one head of 512) take
+ * the cuBLAS path; it is also tried on ordinary shapes (impl 4). */
+static void test_attention_wide(void) {
+    if (!have_gpu()) return;
+    attn_case wide[] = {
+        {2, 1, 130, 130, 512, 0, 0}, /* the VAE's shape, T past any tile */
+        {1, 2, 77, 50, 200, 1, 1},   /* causal with tq > tk, masked */
+        {3, 1, 33, 70, 256, 0, 2},   /* a fully masked batch */
+    };
+    for (int di = 0; di < 3; di++) {
+        for (size_t ci = 0; ci < sizeof wide / sizeof wide[0]; ci++) run_case(&wide[ci], gt_dtypes[di], 4, 0);
+        for (size_t ci = 1; ci < 6; ci++) run_case(&cases[ci], gt_dtypes[di], 4, 0);
+        run_case(&wide[0], gt_dtypes[di], 4, 1); /* out = q */
+    }
+}
+
+static void alias_k(void *arg) {
     (void)arg;
-    attention_forward_cuda((void *)16, (void *)32, (void *)48, (void *)64, 1, 1, 1, 1, 192, 1.0f, 0, NULL,
-                           DTYPE_F16);
+    attention_forward_cuda((void *)16, (void *)32, (void *)16, (void *)64, 1, 1, 1, 1, 64, 1.0f, 0, NULL, DTYPE_F16);
 }
 
 static void test_attention_limits(void) {
-    expect_dies("head_dim 192", bad_head_dim, NULL, 2, "attention_forward_cuda: head_dim 192 is over 160");
+    expect_dies("out = k", alias_k, NULL, 2, "attention_forward_cuda: out must not alias k or v");
 }
 
 #else /* CPU-only build */
@@ -136,6 +151,7 @@ static void no_cuda(void) { unit_skip("no GPU (built without CUDA)"); }
 #define test_attention_mma no_cuda
 #define test_attention_in_place no_cuda
 #define test_attention_large no_cuda
+#define test_attention_wide no_cuda
 #define test_attention_limits no_cuda
 
 #endif
@@ -152,5 +168,6 @@ int main(int argc, char **argv) {
     RUN(test_attention_mma);
     RUN(test_attention_in_place);
     RUN(test_attention_large);
+    RUN(test_attention_wide);
     return unit_done();
 }

@@ -272,6 +272,14 @@ static void test_activations(void) {
             char what[64];
             snprintf(what, sizeof what, "%s in-place", acts[ai].name);
             gt_compare(what, dt, got, want, n, gt_tol(dt, 1e-5));
+            /* Pointers one element past 16-byte alignment: the element-wise path. */
+            free(got);
+            void *dx1 = dev_from(x, n, dt), *dy1 = cuda_malloc(n * dtype_size(dt));
+            acts[ai].gpu((char *)dy1 + dtype_size(dt), (char *)dx1 + dtype_size(dt), n - 1, dt);
+            got = host_from(dy1, n, dt);
+            snprintf(what, sizeof what, "%s unaligned", acts[ai].name);
+            gt_compare(what, dt, got + 1, want + 1, n - 1, gt_tol(dt, 1e-5));
+            cuda_free(dx1), cuda_free(dy1);
             cuda_free(dx), cuda_free(dy);
             free(x), free(want), free(got);
         }
@@ -322,6 +330,14 @@ static void test_eltwise_binary(void) {
         eltwise_axpby(want, 1.25f, a, -0.5f, b, n);
         eltwise_axpby_cuda(dy, 1.25f, da, -0.5f, db, n, dt);
         got = host_from(dy, n, dt), gt_compare("axpby", dt, got, want, n, gt_tol(dt, 1e-5)), free(got);
+        /* one element past 16-byte alignment: the element-wise path */
+        size_t e = dtype_size(dt);
+        eltwise_axpby(want, 1.25f, a, -0.5f, b, n);
+        eltwise_axpby_cuda((char *)dy + e, 1.25f, (char *)da + e, -0.5f, (char *)db + e, n - 1, dt);
+        got = host_from(dy, n, dt), gt_compare("axpby unaligned", dt, got + 1, want + 1, n - 1, gt_tol(dt, 1e-5)), free(got);
+        eltwise_scale(want, a, 3.0f, n);
+        eltwise_scale_cuda((char *)dy + e, (char *)da + e, 3.0f, n - 1, dt);
+        got = host_from(dy, n, dt), gt_compare("scale unaligned", dt, got + 1, want + 1, n - 1, gt_tol(dt, 1e-5)), free(got);
         eltwise_add_cuda(da, da, db, n, dt); /* in place: da = a + b */
         eltwise_add(want, a, b, n);
         got = host_from(da, n, dt), gt_compare("add in-place", dt, got, want, n, gt_tol(dt, 1e-5)), free(got);
@@ -335,7 +351,7 @@ static void test_eltwise_broadcast(void) {
     for (int di = 0; di < 3; di++) {
         dtype_t dt = gt_dtypes[di];
         int rows = 17, ch = 33, batch = 2, hw = 37;
-        /* bias rows: x [rows, ch] += bias [ch] */
+        /* bias rows: x [rows, ch] += bias [ch]; then the same on a view one element past 16-byte alignment */
         size_t n = (size_t)rows * ch;
         float *x = host_rand(n, 2, 0, dt), *bias = host_rand((size_t)ch, 2, 0, dt);
         void *dx = dev_from(x, n, dt), *dbias = dev_from(bias, (size_t)ch, dt);
@@ -343,6 +359,13 @@ static void test_eltwise_broadcast(void) {
         eltwise_add_bias_rows_cuda(dx, dbias, rows, ch, dt);
         float *got = host_from(dx, n, dt);
         gt_compare("add_bias_rows 17x33", dt, got, x, n, gt_tol(dt, 1e-5));
+        cuda_free(dx), free(x), free(got);
+        x = host_rand(n + 1, 2, 0, dt);
+        dx = dev_from(x, n + 1, dt);
+        eltwise_add_bias_rows(x + 1, bias, rows, ch);
+        eltwise_add_bias_rows_cuda((char *)dx + dtype_size(dt), dbias, rows, ch, dt);
+        got = host_from(dx, n + 1, dt);
+        gt_compare("add_bias_rows 17x33 unaligned", dt, got + 1, x + 1, n, gt_tol(dt, 1e-5));
         cuda_free(dx), cuda_free(dbias), free(x), free(bias), free(got);
         /* bias channels: x [batch, ch, hw] += bias [ch];  batch channels: += v [batch, ch] */
         for (int per_batch = 0; per_batch < 2; per_batch++) {

@@ -2,16 +2,19 @@
 # tests/cuda_emu/run.sh — runs libcommon's CUDA kernels on the CPU, without a
 # GPU, to check their indexing and synchronisation logic (not their speed, not
 # the hardware's rounding): each CUDA thread of a block becomes a std::thread,
-# __syncthreads/__syncwarp and shuffles become std::barrier waits, and a WMMA
-# fragment is a whole 16x16 tile every lane holds (fake_cuda.h). The kernels'
-# source is cut out of libcommon/*.cu by extract.sh, instantiated with float
-# storage and compared with the CPU twins (attn_emu.cpp: the three attention
-# kernels and the cuBLAS path for wide heads; other_emu.cpp: norms, softmax, transpose, concat, upsample,
-# broadcasts, element-wise ops and activations with and without 16-byte
-# packs, im2col). Shared memory starts as NaN bytes, so a read of
-# something never written shows. Needs g++ with C++20 and a CPU build of
+# __syncthreads/__syncwarp and shuffles become std::barrier waits, a WMMA
+# fragment is a whole 16x16 tile every lane holds, mma.sync is a warp
+# collective on its documented fragment layouts, and cuBLAS's strided-batched
+# GEMM a column-major loop (fake_cuda.h). The kernels' source is cut out of
+# libcommon/*.cu by extract.sh, instantiated with float storage and compared
+# with the CPU twins: attn_emu.cpp, the three attention kernels and the cuBLAS
+# path for wide heads; other_emu.cpp, the norms, softmax, transpose, concat,
+# upsample, broadcasts, element-wise ops and activations with and without
+# 16-byte packs, and im2col. Shared memory starts as NaN bytes, so a read of
+# something never written shows. Needs g++ (C++20), perl and a CPU build of
 # libcommon.a (make CUDA=0 BUILD=build/cpu BINDIR=build/cpu/bin). Not part of
-# make check: a development aid for machines with nvcc and no GPU.
+# make check: a development aid for machines with nvcc and no GPU. Prints one
+# line per case and "N failures" per program; exits 1 on any failure.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=../..

@@ -45,7 +45,7 @@ CU_SRC   := $(wildcard libcommon/*.cu)
 ifeq ($(CUDA),1)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
 CPPFLAGS  += -DSYNTHCXR_CUDA=1 -isystem $(CUDA_HOME)/include
-NVFLAGS   := -O3 -std=c++17 -Ilibcommon -DSYNTHCXR_CUDA=1 -Werror all-warnings \
+NVFLAGS   := -O3 -std=c++17 -Ilibcommon -DSYNTHCXR_CUDA=1 -Werror all-warnings -MMD -MP \
              -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90 -Xcompiler -Wall,-Wextra
 LIB_OBJ   += $(patsubst %.cu,$(BUILD)/%.cu.o,$(CU_SRC))

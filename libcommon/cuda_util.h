@@ -1,7 +1,8 @@
 /* cuda_util.h — the CUDA base every GPU op builds on: check macros that name
  * file:line and the CUDA/cuBLAS error, a per-thread cuBLAS handle, tensors in
  * GPU memory (mem = MEM_CUDA), an fp32 GEMM with gemm_f32's row-major
- * semantics, and SiLU as the first element-wise kernel. Only in CUDA builds
+ * semantics. The ops on top (GEMMs of every storage type, convolutions,
+ * norms, attention, activations, element-wise) are in cuda_ops.h. Only in CUDA builds
  * (SYNTHCXR_CUDA); includable from C11 and from .cu files. */
 #ifndef SYNTHCXR_CUDA_UTIL_H
 #define SYNTHCXR_CUDA_UTIL_H
@@ -66,9 +67,6 @@ void tensor_cuda_free(tensor *t);
  * (A is [m,lda] or, transposed, [k,lda]). Runs on the default stream. */
 void gemm_f32_cuda(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                    const float *b, int ldb, float beta, float *c, int ldc);
-
-/* out[i] = inp[i] * sigmoid(inp[i]) on n floats (device pointers; in place is fine). */
-void silu_forward_cuda(float *out, const float *inp, size_t n);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /* device_cuda.cu — the CUDA build's answers to device.h, and the CUDA base of
  * cuda_util.h: error reporting, the per-thread cuBLAS handle, GPU tensors,
- * the fp32 GEMM wrapper and the SiLU kernel. */
+ * the fp32 GEMM wrapper. (The SiLU kernel that was here is in activation_cuda.cu.) */
 #include "cuda_util.h"
 
 /* The project headers are C; give their functions C linkage here. */
@@ -167,22 +167,4 @@ extern "C" void gemm_f32_cuda(int trans_a, int trans_b, int m, int n, int k, flo
     cublasOperation_t opa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     CUBLAS_CHECK(cublasSgemm(cublas_handle(), opb, opa, n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc));
-}
-
-/* ---- SiLU ----------------------------------------------------------------- */
-
-__global__ static void silu_kernel(float *out, const float *inp, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float x = inp[i];
-        out[i] = x / (1.0f + expf(-x));
-    }
-}
-
-extern "C" void silu_forward_cuda(float *out, const float *inp, size_t n) {
-    if (n == 0) return;
-    const int block = 256;
-    size_t blocks = (n + block - 1) / block;
-    if (blocks > 65535u * 8u) blocks = 65535u * 8u; /* grid-stride loop covers the rest */
-    silu_kernel<<<(unsigned)blocks, block>>>(out, inp, n);
-    CUDA_CHECK_LAUNCH();
 }

@@ -1,13 +1,14 @@
 /* test_gpu_basic.c — the CUDA base against the CPU: upload/download round
  * trip, the fp32 cuBLAS GEMM (shapes, transposes, strides, alpha/beta) against
- * a double-precision CPU GEMM, and SiLU against its CPU twin. Without a GPU
+ * a double-precision CPU GEMM, and SiLU (f32; activation_cuda.cu) against
+ * its CPU twin (test_gpu_ops.c covers every op and storage type). Without a GPU
  * (or in a CUDA=0 build) every test says "# SKIP no GPU". */
 #include "unit.h"
 #include "device.h"
 #include "activation.h"
 
 #ifdef SYNTHCXR_CUDA
-#include "cuda_util.h"
+#include "cuda_ops.h"
 
 /* Deterministic values in [-1, 1) (xorshift), so a failure reproduces. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -126,14 +127,14 @@ static void test_silu(void) {
     silu_forward(want, x, n); /* the CPU twin */
     float *dx = gpu_from(x, n);
     float *dy = cuda_malloc(n * sizeof *dy);
-    silu_forward_cuda(dy, dx, n);
+    silu_forward_cuda(dy, dx, n, DTYPE_F32);
     CUDA_CHECK(cudaMemcpy(got, dy, n * sizeof *got, cudaMemcpyDeviceToHost));
     /* expf on the GPU is within 2 ulp of the CPU's: 1e-6 of the output scale is tight for fp32. */
     expect_close("silu", got, want, n, 1e-6);
     EXPECT(got[0] == 0.0f || fabsf(got[0]) < 1e-30f, "silu(-100) = %g", (double)got[0]);
     EXPECT(fabsf(got[1] - 100.0f) < 1e-5f, "silu(100) = %g", (double)got[1]);
     /* In place. */
-    silu_forward_cuda(dx, dx, n);
+    silu_forward_cuda(dx, dx, n, DTYPE_F32);
     CUDA_CHECK(cudaMemcpy(got, dx, n * sizeof *got, cudaMemcpyDeviceToHost));
     expect_close("silu in place", got, want, n, 1e-6);
     cuda_free(dx);
@@ -173,11 +174,13 @@ static void no_cuda(void) { unit_skip("no GPU (built without CUDA)"); }
 int main(int argc, char **argv) {
     (void)argc;
     prog_init(argv[0]);
+    /* The tests that fork (expect_dies) first, before any CUDA call, so a
+     * child's exit() has no CUDA state inherited from its parent to tear down. */
+    RUN(test_check_macros);
     /* device.h answers in both builds; with no GPU it gives a reason. */
     if (cuda_device_count() == 0) fprintf(stdout, "# %s\n", cuda_unavailable_reason());
     RUN(test_upload_download);
     RUN(test_gemm);
     RUN(test_silu);
-    RUN(test_check_macros);
     return unit_done();
 }

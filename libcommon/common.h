@@ -40,7 +40,11 @@ struct die_trap {
     jmp_buf jb;
     char msg[1024];
 };
+#ifdef __cplusplus
+extern thread_local struct die_trap *die_trap;   /* the .cu files include this header */
+#else
 extern _Thread_local struct die_trap *die_trap;
+#endif
 
 void die_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));

@@ -133,7 +133,8 @@ static float heart_r2(const phantom_body *b, float x, float y) {
     /* the smooth minimum lowers it by at most 0.12 ln 3: beyond 1.2 the point is outside anyway */
     if (lo > 1.2f) return lo;
     float sum = 0.0f;
-    for (int k = 0; k < 3; k++) sum += expf((lo - r2k[k]) * (1.0f / 0.12f));
+    for (int k = 0; k < 3; k++)
+        if (r2k[k] - lo < 1.0f) sum += expf((lo - r2k[k]) * (1.0f / 0.12f)); /* else < 3e-4: skip the underflow */
     return lo - 0.12f * logf(sum);
 }
 
@@ -332,7 +333,9 @@ static void draw_ribs(const phantom_body *b, float *map, int n) {
                     if (fabsf(d - fp) < 0.006f) continue;   /* the fracture gap */
                     if (d > fp) yc += 0.004f;               /* and its step */
                 }
-                float fade = smoothstep(lat + 0.03f, lat - 0.01f, d) * smoothstep(0.03f, 0.05f, d);
+                /* medially they pass behind the spine and the heart: fainter */
+                float fade = smoothstep(lat + 0.03f, lat - 0.01f, d) * smoothstep(0.03f, 0.05f, d) *
+                             (0.55f + 0.45f * smoothstep(0.05f, 0.16f, d));
                 int j0 = (int)floorf((yc - hh) * n - 1), j1 = (int)ceilf((yc + hh) * n + 1);
                 for (int j = j0 < 0 ? 0 : j0; j <= j1 && j < n; j++) {
                     float r = fabsf((j + 0.5f) / n - yc) / hh;
@@ -387,9 +390,11 @@ static float spine_density(const phantom_body *b, float dx, float yy, float s) {
         float ch = sqrtf(1.0f - u * u);
         float body = smoothstep(0.05f, 0.13f, ph) * smoothstep(0.91f, 0.83f, ph);
         float p0 = ph - 0.11f, p1 = ph - 0.85f;
-        float plate = 0.45f * (expf(-p0 * p0 / 0.0025f) + expf(-p1 * p1 / 0.0025f));
+        /* (the Gaussians only where they are not negligible: expf's underflow path is slow) */
+        float plate = 0.45f * ((fabsf(p0) < 0.15f ? expf(-p0 * p0 / 0.0025f) : 0.0f) +
+                               (fabsf(p1) < 0.15f ? expf(-p1 * p1 / 0.0025f) : 0.0f));
         float w = au - 0.93f;
-        float wall = expf(-w * w / 0.004f) * body;
+        float wall = fabsf(w) < 0.2f ? expf(-w * w / 0.004f) * body : 0.0f;
         v += 0.05f * ch + 0.045f * ch * body + 0.045f * plate * ch + 0.04f * wall;
         /* spinous process, low in the body */
         float su = u / 0.12f, sv = (ph - 0.66f) / 0.18f, sq = su * su + sv * sv;
@@ -402,7 +407,7 @@ static float spine_density(const phantom_body *b, float dx, float yy, float s) {
         v += 0.05f * expf(-rr * rr / 0.06f) + (pq < 1.0f ? 0.015f : 0.0f);
     }
     /* transverse processes */
-    if (au > 0.8f) {
+    if (au > 0.8f && fabsf(ph - 0.33f) < 0.25f) {
         float tq = ph - 0.33f;
         v += 0.03f * expf(-tq * tq / 0.006f) * smoothstep(1.5f, 1.05f, au);
     }
@@ -494,9 +499,10 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
             /* Torso envelope: neck, shoulders, trunk; the chest wall is
              * rounded, so the soft tissue thins over the last centimetres. */
             float neck = 0.085f, shoulder = b->hw * 1.42f, trunk = b->hw * 1.22f;
-            float sh = clampf(yy / 0.2f, 0.0f, 1.0f);
-            float tw = yy < 0.2f ? neck + (shoulder - neck) * sqrtf(sh * (2.0f - sh))
-                                 : shoulder + (trunk - shoulder) * smoothstep(0.2f, 0.42f, yy);
+            /* the trapezius slopes from the neck to the shoulder, which rounds off */
+            float sh = clampf(yy / 0.17f, 0.0f, 1.0f);
+            float tw = yy < 0.17f ? neck + (shoulder - neck) * (0.85f * sh + 0.15f * sqrtf(sh * (2.0f - sh))) * (1.0f - 0.25f * (1.0f - sh) * sh)
+                                  : shoulder + (trunk - shoulder) * smoothstep(0.17f, 0.42f, yy);
             float q = dx / tw, q2 = q * q;
             if (q2 >= 1.0f) { m->body[o] = m->air[o] = m->tissue[o] = 0.0f; continue; }
             float body = b->soft * (0.8f * sqrtf(1.0f - q2 * q2) + 0.2f * sqrtf(1.0f - q2));
@@ -508,7 +514,9 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
              * them, which is what makes them dense on the film. */
             float mw = yy < b->heart_top ? b->medi_w * (0.8f + 0.4f * smoothstep(b->apex_y, b->heart_top, yy))
                                          : b->medi_w * (1.2f - 0.35f * smoothstep(b->heart_top, base, yy));
-            float um = (dx - 0.005f) / mw;
+            /* on the right the superior vena cava widens it down to the atrium */
+            float um = dx > 0.005f ? (dx - 0.005f) / mw
+                                   : (dx - 0.005f) / (mw * (1.0f + 0.4f * smoothstep(b->apex_y, b->heart_top + 0.03f, yy)));
             float kx = dx - knob_x, ky = yy - knob_y;
             float ax = (dx - knob_x + 0.004f) / (0.7f * knob_r);
             float tu = (dx - pt_x) / 0.028f, tv = (yy - pt_y) / 0.035f;
@@ -520,7 +528,8 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
                 /* one outline: a smooth minimum, so the knob and the trunk
                  * bulge out of the mediastinum instead of sitting on it */
                 float sum = 0.0f;
-                for (int k = 0; k < 5; k++) sum += expf((lo - r2[k]) * (1.0f / 0.25f));
+                for (int k = 0; k < 5; k++)
+                    if (r2[k] - lo < 2.0f) sum += expf((lo - r2[k]) * (1.0f / 0.25f));
                 float r = lo - 0.25f * logf(sum);
                 S = r < 1.0f ? sqrtf(1.0f - r) : 0.0f;
             }
@@ -529,7 +538,7 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
             int side = dx > 0;
             float dia = phantom_diaphragm(b, side, ad);
             body += 0.02f * smoothstep(dia - 0.01f, dia + 0.03f, yy) - 0.10f * smoothstep(dia + 0.02f, dia + 0.16f, yy);
-            if (yy > 0.0f && ad < 0.07f * s) body += 0.6f * bone * spine_density(b, dx, yy, s);
+            if (yy > 0.0f && ad < 0.07f * s) body += 0.85f * bone * spine_density(b, dx, yy, s);
             /* Lungs: air in each cavity, thinner at the rounded lateral wall
              * and at the apex, displaced by the heart and the mediastinum. */
             float cav = phantom_cavity(b, side, x, y, px);
@@ -647,7 +656,7 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
                            {b->cx + sg * 0.90f * b->hw, y0 - 0.035f},
                            {b->cx + sg * 1.15f * b->hw, y0 - 0.065f}};
         for (int k = 0; k < 5; k++) pts[k][1] += b->tilt * (pts[k][0] - b->cx);
-        phantom_stamp_polyline(m->body, n, &pts[0][0], 5, 0.015f * s, 0.11f * bone, 0.5f);
+        phantom_stamp_polyline(m->body, n, &pts[0][0], 5, 0.015f * s, 0.14f * bone, 0.5f);
         phantom_stamp_ellipse(m->body, n, b->cx + sg * 1.0f * b->hw, b->apex_y + 0.13f, 0.045f, 0.12f, 0.05f);
         phantom_stamp_ellipse(m->body, n, b->cx + sg * 1.32f * b->hw, b->apex_y + 0.03f, 0.06f, 0.065f, 0.09f);
     }
@@ -657,9 +666,13 @@ void phantom_film(const phantom_body *b, const phantom_maps *m, torch_gen *g, ui
     int n = m->n;
     size_t nn = (size_t)n * n;
     float *f = m->work0, *t = m->work1;
-    /* The heel effect and the patient's position make the exposure uneven. */
-    float gx = ph_normal(g, 0, 0.06f), gy = ph_unif(g, -0.04f, 0.10f);
-    float sharpen = ph_unif(g, 0.35f, 0.6f);
+    /* The heel effect makes the exposure uneven from head to foot (the
+     * tube's axis), the patient's position a little from side to side. */
+    float gx = ph_normal(g, 0, 0.015f), gy = ph_unif(g, -0.04f, 0.10f);
+    /* Unsharp masking with a kernel of 1/64 of the film (about 6 mm). Below
+     * 128 pixels that kernel is a pixel or two and the step would only
+     * sharpen aliased, sub-pixel vessels: it fades out there. */
+    float sharpen = ph_unif(g, 0.35f, 0.6f) * clampf((n - 64) / 128.0f, 0.0f, 1.0f);
     for (int j = 0; j < n; j++)
         for (int i = 0; i < n; i++) {
             size_t o = (size_t)j * n + i;
@@ -671,22 +684,38 @@ void phantom_film(const phantom_body *b, const phantom_maps *m, torch_gen *g, ui
         }
     /* Blur: binomial passes, more at larger sizes (the same blur in mm). */
     blur_binomial(f, t, n, n / 256 < 1 ? 1 : n / 256);
-    /* Unsharp masking, as digital radiographs are processed: the film minus
-     * a part of its large-scale average, so that vessels, ribs and the
-     * spine behind the heart keep their contrast while the lungs and the
-     * mediastinum stay apart. */
-    int rad = n / 32 < 1 ? 1 : n / 32;
-    box_blur(f, t, m->work2, n, rad);
-    box_blur(m->work2, t, m->work2, n, rad);
-    for (size_t o = 0; o < nn; o++) f[o] += sharpen * (f[o] - m->work2[o]);
+    /* Unsharp masking, as digital radiographs are processed: the film plus
+     * a part of its difference from a local mean, so that vessels, ribs
+     * and the spine behind the heart keep their contrast. */
+    if (sharpen > 0) {
+        int rad = n / 64 < 1 ? 1 : n / 64;
+        box_blur(f, t, m->work2, n, rad);
+        box_blur(m->work2, t, m->work2, n, rad);
+        for (size_t o = 0; o < nn; o++) f[o] += sharpen * (f[o] - m->work2[o]);
+    }
+    /* Quantum noise: triangular (two 16-bit uniforms from one word), unit
+     * variance; plus the same noise blurred a little, the grain of the
+     * detector, which is what makes a film look like one rather than a
+     * rendering with dither. Stronger where fewer photons reach the film. */
+    float *w1 = m->work2;
     for (size_t o = 0; o < nn; o++) {
-        /* quantum noise: triangular (two 16-bit uniforms from one word),
-         * unit variance, stronger where fewer photons reach the film */
         uint32_t w = torch_gen_random(g);
-        float tri = ((float)(w & 0xffffu) + (float)(w >> 16)) * (1.0f / 65536.0f) - 1.0f;
-        float v = clampf(f[o], 0.0f, 1.0f);
-        v += b->noise * (0.6f + 0.8f * (1.0f - v)) * 2.449f * tri;
-        v = clampf(v, 0.0f, 1.0f);
-        out[o] = (uint8_t)lrintf(v * 255.0f);
+        w1[o] = (((float)(w & 0xffffu) + (float)(w >> 16)) * (1.0f / 65536.0f) - 1.0f) * 2.449f;
+    }
+    for (int j = 0; j < n; j++) {
+        const float *up = w1 + (size_t)(j > 0 ? j - 1 : 0) * n, *mid = w1 + (size_t)j * n,
+                    *dn = w1 + (size_t)(j < n - 1 ? j + 1 : n - 1) * n;
+        for (int i = 0; i < n; i++) {
+            int l = i > 0 ? i - 1 : 0, r = i < n - 1 ? i + 1 : n - 1;
+            /* [1 2 1] x [1 2 1] / 16: the grain, standard deviation 0.375; with
+             * the white part the noise has a standard deviation of 0.9 */
+            float grain = (up[l] + up[r] + dn[l] + dn[r] + 2.0f * (up[i] + dn[i] + mid[l] + mid[r]) + 4.0f * mid[i]) *
+                          (1.0f / 16.0f);
+            size_t o = (size_t)j * n + i;
+            float v = clampf(f[o], 0.0f, 1.0f);
+            v += 0.8f * b->noise * (0.6f + 0.8f * (1.0f - v)) * (0.85f * mid[i] + 0.8f * grain);
+            v = clampf(v, 0.0f, 1.0f);
+            out[o] = (uint8_t)lrintf(v * 255.0f);
+        }
     }
 }

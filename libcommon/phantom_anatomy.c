@@ -501,11 +501,14 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
             float neck = 0.085f, shoulder = b->hw * 1.42f, trunk = b->hw * 1.22f;
             /* the trapezius slopes from the neck to the shoulder, which rounds off */
             float sh = clampf(yy / 0.17f, 0.0f, 1.0f);
-            float tw = yy < 0.17f ? neck + (shoulder - neck) * (0.85f * sh + 0.15f * sqrtf(sh * (2.0f - sh))) * (1.0f - 0.25f * (1.0f - sh) * sh)
+            float tw = yy < 0.17f ? neck + (shoulder - neck) * (0.4f * sh + 0.6f * sh * (2.0f - sh))
                                   : shoulder + (trunk - shoulder) * smoothstep(0.17f, 0.42f, yy);
             float q = dx / tw, q2 = q * q;
             if (q2 >= 1.0f) { m->body[o] = m->air[o] = m->tissue[o] = 0.0f; continue; }
-            float body = b->soft * (0.8f * sqrtf(1.0f - q2 * q2) + 0.2f * sqrtf(1.0f - q2));
+            /* the chest is an ellipse in cross-section: the path through it,
+             * soft tissue and lung alike, shortens towards the sides */
+            float chord = 0.35f * sqrtf(1.0f - q2 * q2) + 0.65f * sqrtf(1.0f - q2);
+            float body = b->soft * chord;
             body *= clampf((1.0f - fabsf(q)) * tw / (1.5f * px), 0.0f, 1.0f);
             /* Mediastinum (a column of soft tissue between the lungs, wider
              * at the heart), aortic knob, descending aorta, pulmonary trunk
@@ -548,7 +551,7 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
                 float e = minf(1.0f, ad / lat), e4 = e * e * e * e;
                 float depth = (0.55f + 0.45f * sqrtf(1.0f - e4)) * (0.78f + 0.22f * smoothstep(b->apex_y, b->apex_y + 0.2f, yy));
                 float keep = 1.0f - fill * S;
-                air = lung_amt * cav * depth * keep;
+                air = lung_amt * cav * depth * keep * chord;
                 tis = cav * keep;
                 float u0 = clampf((x - 0.1f) * TG / 0.8f, 0, TG - 0.001f), v0 = clampf((y - 0.05f) * TG / 0.85f, 0, TG - 0.001f);
                 int a = (int)v0, c = (int)u0;
@@ -649,14 +652,14 @@ void phantom_render_body(const phantom_body *b, phantom_maps *m, torch_gen *g, f
     /* Clavicles: an S-curve from the sternal notch out and up; scapulae; humeral heads. */
     for (int sd = 0; sd < 2; sd++) {
         float sg = sd ? 1.0f : -1.0f;
-        float y0 = b->apex_y + 0.03f;
+        float y0 = b->apex_y + 0.045f; /* the apices rise above them */
         float pts[5][2] = {{b->cx + sg * 0.035f, y0 + 0.012f},
                            {b->cx + sg * 0.30f * b->hw, y0},
                            {b->cx + sg * 0.60f * b->hw, y0 - 0.018f},
-                           {b->cx + sg * 0.90f * b->hw, y0 - 0.035f},
-                           {b->cx + sg * 1.15f * b->hw, y0 - 0.065f}};
+                           {b->cx + sg * 0.85f * b->hw, y0 - 0.032f},
+                           {b->cx + sg * 1.05f * b->hw, y0 - 0.055f}};
         for (int k = 0; k < 5; k++) pts[k][1] += b->tilt * (pts[k][0] - b->cx);
-        phantom_stamp_polyline(m->body, n, &pts[0][0], 5, 0.015f * s, 0.14f * bone, 0.5f);
+        phantom_stamp_polyline(m->body, n, &pts[0][0], 5, 0.015f * s, 0.19f * bone, 0.5f);
         phantom_stamp_ellipse(m->body, n, b->cx + sg * 1.0f * b->hw, b->apex_y + 0.13f, 0.045f, 0.12f, 0.05f);
         phantom_stamp_ellipse(m->body, n, b->cx + sg * 1.32f * b->hw, b->apex_y + 0.03f, 0.06f, 0.065f, 0.09f);
     }

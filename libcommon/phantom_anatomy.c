@@ -268,10 +268,24 @@ static void stamp_vessel(float *map, int n, float ax, float ay, float bx, float 
     float Rm = fmaxf(fmaxf(Ra, Rb), 0.7f);
     int i0 = (int)fmaxf(0, floorf(fminf(Ax, Ax + Dx) - Rm - 1)), i1 = (int)fminf(n - 1, ceilf(fmaxf(Ax, Ax + Dx) + Rm + 1));
     int j0 = (int)fmaxf(0, floorf(fminf(Ay, Ay + Dy) - Rm - 1)), j1 = (int)fminf(n - 1, ceilf(fmaxf(Ay, Ay + Dy) + Rm + 1));
-    float inv = 1.0f / L2;
-    for (int j = j0; j <= j1; j++)
-        for (int i = i0; i <= i1; i++) {
-            float px = i + 0.5f - Ax, py = j + 0.5f - Ay;
+    float inv = 1.0f / L2, L = sqrtf(L2);
+    for (int j = j0; j <= j1; j++) {
+        /* the columns this row can touch: 0 <= t < 1 and a distance from
+         * the axis under Rm, each linear in x; a pixel of slack either
+         * side, the test below decides */
+        float py = j + 0.5f - Ay, lo = (float)i0, hi = (float)i1;
+        if (fabsf(Dx) > 1e-6f) {
+            float u0 = -py * Dy / Dx, u1 = (L2 - py * Dy) / Dx;
+            lo = fmaxf(lo, fminf(u0, u1) + Ax - 1.5f);
+            hi = fminf(hi, fmaxf(u0, u1) + Ax + 0.5f);
+        }
+        if (fabsf(Dy) > 1e-6f) {
+            float w0 = (py * Dx - Rm * L) / Dy, w1 = (py * Dx + Rm * L) / Dy;
+            lo = fmaxf(lo, fminf(w0, w1) + Ax - 1.5f);
+            hi = fminf(hi, fmaxf(w0, w1) + Ax + 0.5f);
+        }
+        for (int i = (int)ceilf(lo); i <= (int)floorf(hi); i++) {
+            float px = i + 0.5f - Ax;
             float t = (px * Dx + py * Dy) * inv;
             if (t < 0.0f || t >= 1.0f) continue;
             float ex = px - t * Dx, ey = py - t * Dy, e2 = ex * ex + ey * ey;
@@ -280,6 +294,7 @@ static void stamp_vessel(float *map, int n, float ax, float ay, float bx, float 
             float c = R * R - e2;
             if (c > 0) map[(size_t)j * n + i] += amp * sqrtf(c);
         }
+    }
 }
 
 static void vessel_branch(const vessel_ctx *t, torch_gen *g, float x, float y, float ang, float r, int depth) {

@@ -61,7 +61,7 @@ typedef struct phantom_maps {
     float *tissue;  /* where lung parenchyma is (vessels show only there), 0-1 */
     float *vessel;  /* lung markings (density where tissue is present) */
     float *extra;   /* findings' density (fluid, opacity, devices) */
-    float *work0, *work1;  /* scratch of phantom_film */
+    float *work0, *work1, *work2;  /* scratch of phantom_render_body and phantom_film */
 } phantom_maps;
 
 /* Allocate the maps of an n x n image once; reuse them for many images. */

@@ -259,7 +259,7 @@ static void paint_pneumothorax(const phantom_case *c, phantom_maps *m, uint8_t *
             size_t o = (size_t)j * n + i;
             if (inside < 0) {
                 m->tissue[o] = 0.0f;        /* no lung markings beyond the pleural line */
-                m->air[o] += 0.16f * cav;   /* and more air: hyperlucent */
+                m->air[o] += 0.21f * cav;   /* and more air: hyperlucent */
                 if (mask) mask[o] = 1;
             } else if (inside < 1.6f * px) {
                 m->extra[o] += 0.07f;       /* the visceral pleural line */

@@ -224,7 +224,14 @@ void st_write(const char *path, int n, const char *const *names, const tensor *c
                                       shape, "data_offsets", (json_int_t)off, (json_int_t)(off + nb)));
         off += nb;
     }
-    if (metadata) json_object_set(hdr, "__metadata__", (json_t *)metadata);
+    if (metadata) {
+        /* The format allows only string values there; Python's reader refuses others. */
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)metadata, k, v)
+            CHECKF(json_is_string(v), "st_write(%s): metadata \"%s\" is not a string", path, k);
+        json_object_set(hdr, "__metadata__", (json_t *)metadata);
+    }
     char *text = json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(hdr);
     CHECK(text);

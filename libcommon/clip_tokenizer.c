@@ -20,6 +20,8 @@
  * Stray invalid UTF-8 bytes become U+FFFD (JSON input is valid UTF-8 anyway).
  * clip_tokenize keeps no state, so threads may share one tokenizer. */
 #include "clip_tokenizer.h"
+
+#include "utf8.h"
 #include "clip_unicode.h"
 #include "common.h"
 #include "json.h"
@@ -30,17 +32,6 @@
 #include <string.h>
 
 /* ---- Unicode ---------------------------------------------------------- */
-
-static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (c < r[mid][0]) hi = mid;
-        else if (c > r[mid][1]) lo = mid + 1;
-        else return 1;
-    }
-    return 0;
-}
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -53,9 +44,9 @@ static int uni_class(uint32_t c) {
         if (c >= '0' && c <= '9') return CL_NUMBER;
         return CL_OTHER;
     }
-    if (in_ranges(uni_space, NELEM(uni_space), c)) return CL_SPACE;
-    if (in_ranges(uni_letter, NELEM(uni_letter), c)) return CL_LETTER;
-    if (in_ranges(uni_number, NELEM(uni_number), c)) return CL_NUMBER;
+    if (UNICODE_IN(uni_space, c)) return CL_SPACE;
+    if (UNICODE_IN(uni_letter, c)) return CL_LETTER;
+    if (UNICODE_IN(uni_number, c)) return CL_NUMBER;
     return CL_OTHER;
 }
 
@@ -175,37 +166,7 @@ static void uni_nfc(const uint32_t *in, size_t n, cpbuf *out) {
  * byte becomes U+FFFD (what a lossy decode would give) rather than an error. */
 static void utf8_decode(const char *s, size_t len, cpbuf *out) {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        uint32_t c = *p;
-        int k = c < 0x80 ? 0 : c >= 0xF0 && c < 0xF5 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 && c < 0xE0 ? 1 : -1;
-        if (k < 0 || end - p <= k) { cp_push(out, 0xFFFD); p++; continue; }
-        if (k) c &= 0x3F >> k;
-        int ok = 1;
-        for (int j = 1; j <= k; j++) {
-            if ((p[j] & 0xC0) != 0x80) { ok = 0; break; }
-            c = (c << 6) | (p[j] & 0x3F);
-        }
-        if (!ok || (k == 2 && (c < 0x800 || (c >= 0xD800 && c < 0xE000))) || (k == 3 && (c < 0x10000 || c > 0x10FFFF))) {
-            cp_push(out, 0xFFFD);
-            p++;
-            continue;
-        }
-        cp_push(out, c);
-        p += k + 1;
-    }
-}
-
-static int utf8_encode(uint32_t c, unsigned char *o) {
-    if (c < 0x80) { o[0] = (unsigned char)c; return 1; }
-    if (c < 0x800) { o[0] = (unsigned char)(0xC0 | (c >> 6)); o[1] = (unsigned char)(0x80 | (c & 0x3F)); return 2; }
-    if (c < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (c >> 12)); o[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (c >> 18)); o[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F)); o[3] = (unsigned char)(0x80 | (c & 0x3F));
-    return 4;
+    while (p < end) cp_push(out, utf8_next(&p, end));
 }
 
 /* The normaliser: NFC, every run of \s -> one space, then per-character lower-case. */
@@ -332,7 +293,7 @@ static void load_vocab(clip_tokenizer *t, const char *path) {
     json_decref(v);
     for (int b = 0; b < 256; b++) {
         unsigned char u[8];
-        int k = utf8_encode(byte_to_unicode(b), u);
+        int k = utf8_put(u, byte_to_unicode(b));
         memcpy(u + k, "</w>", 4);
         t->byte_id[b] = vocab_find(t, (const char *)u, (size_t)k);
         t->byte_id_eow[b] = vocab_find(t, (const char *)u, (size_t)k + 4);
@@ -640,7 +601,7 @@ static void bpe_word(const clip_tokenizer *t, const uint32_t *w, size_t n, id_si
     unsigned char *bytes = nb <= sizeof stackb ? stackb : xmalloc(nb);
     int32_t *sym = nb <= 4 * BPE_SCAN_MAX ? stacks : xmalloc(nb * sizeof *sym);
     size_t k = 0;
-    for (size_t i = 0; i < n; i++) k += (size_t)utf8_encode(w[i], bytes + k);
+    for (size_t i = 0; i < n; i++) k += (size_t)utf8_put(bytes + k, w[i]);
     for (size_t i = 0; i < nb; i++) sym[i] = i + 1 < nb ? t->byte_id[bytes[i]] : t->byte_id_eow[bytes[i]];
     size_t ns = nb;
     if (nb > BPE_SCAN_MAX) {

@@ -5,6 +5,8 @@
  * open-addressing hash table of byte strings. */
 #include "wordpiece.h"
 
+#include "utf8.h"
+
 #include "common.h"
 #include "json.h"
 
@@ -166,17 +168,6 @@ const char *wordpiece_token(const wordpiece *wp, int32_t id) {
 
 /* ---- Unicode -------------------------------------------------------------- */
 
-static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (c < r[mid][0]) hi = mid;
-        else if (c > r[mid][1]) lo = mid + 1;
-        else return 1;
-    }
-    return 0;
-}
-#define IN(table, c) in_ranges(table, sizeof table / sizeof table[0], c)
 
 /* Row of a [][k] table sorted on its first column, or NULL. */
 static const uint32_t *find_row(const uint32_t *t, size_t rows, size_t k, uint32_t c) {
@@ -188,35 +179,6 @@ static const uint32_t *find_row(const uint32_t *t, size_t rows, size_t k, uint32
         else return t + mid * k;
     }
     return NULL;
-}
-
-/* One code point from s (valid UTF-8, else U+FFFD for one byte). */
-static uint32_t utf8_next(const unsigned char **sp) {
-    const unsigned char *s = *sp;
-    uint32_t c = s[0];
-    int n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
-    if (n < 0) { *sp = s + 1; return 0xfffd; }
-    c = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
-    for (int i = 1; i <= n; i++) {
-        if ((s[i] & 0xc0) != 0x80) { *sp = s + 1; return 0xfffd; }
-        c = (c << 6) | (s[i] & 0x3f);
-    }
-    static const uint32_t min[4] = {0, 0x80, 0x800, 0x10000};
-    if (c < min[n] || c > 0x10ffff || (c >= 0xd800 && c < 0xe000)) { *sp = s + 1; return 0xfffd; }
-    *sp = s + n + 1;
-    return c;
-}
-
-static int utf8_put(char *o, uint32_t c) {
-    if (c < 0x80) { o[0] = (char)c; return 1; }
-    if (c < 0x800) { o[0] = (char)(0xc0 | (c >> 6)); o[1] = (char)(0x80 | (c & 0x3f)); return 2; }
-    if (c < 0x10000) {
-        o[0] = (char)(0xe0 | (c >> 12)); o[1] = (char)(0x80 | ((c >> 6) & 0x3f)); o[2] = (char)(0x80 | (c & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (c >> 18)); o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((c >> 6) & 0x3f)); o[3] = (char)(0x80 | (c & 0x3f));
-    return 4;
 }
 
 typedef struct { uint32_t *c; size_t n, cap; } cpbuf;
@@ -254,17 +216,17 @@ static void push_folded(const wordpiece *wp, cpbuf *b, uint32_t c) {
         else d[nd++] = c;
     }
     for (int i = 0; i < nd; i++)
-        if (!IN(bert_mn, d[i])) push_lower(wp, b, d[i]);
+        if (!UNICODE_IN(bert_mn, d[i])) push_lower(wp, b, d[i]);
 }
 
 /* The normalised code points of text (BertNormalizer). */
 static void normalize(const wordpiece *wp, const char *text, cpbuf *b) {
-    const unsigned char *s = (const unsigned char *)text;
-    while (*s) {
-        uint32_t c = utf8_next(&s);
-        if (c == 0xfffd || IN(bert_drop, c)) continue;
-        if (IN(bert_space, c)) c = ' ';
-        if (IN(bert_cjk, c)) {
+    const unsigned char *s = (const unsigned char *)text, *end = s + strlen(text);
+    while (s < end) {
+        uint32_t c = utf8_next(&s, end);
+        if (c == 0xfffd || UNICODE_IN(bert_drop, c)) continue;
+        if (UNICODE_IN(bert_space, c)) c = ' ';
+        if (UNICODE_IN(bert_cjk, c)) {
             cp_push(b, ' ');
             push_folded(wp, b, c);
             cp_push(b, ' ');
@@ -289,7 +251,7 @@ static void word_pieces(const wordpiece *wp, const uint32_t *w, int n, idbuf *ou
     char utf[4 * MAX_WORD_CHARS + 1];
     int off[MAX_WORD_CHARS + 1]; /* byte offset of each character */
     off[0] = 0;
-    for (int i = 0; i < n; i++) off[i + 1] = off[i] + utf8_put(utf + off[i], w[i]);
+    for (int i = 0; i < n; i++) off[i + 1] = off[i] + utf8_put((unsigned char *)utf + off[i], w[i]);
     int first = out->n, start = 0;
     while (start < n) {
         int end = n, found = -1;
@@ -311,7 +273,7 @@ static void word_pieces(const wordpiece *wp, const uint32_t *w, int n, idbuf *ou
     }
 }
 
-static int is_punct(uint32_t c) { return IN(bert_punct, c); }
+static int is_punct(uint32_t c) { return UNICODE_IN(bert_punct, c); }
 
 static void tokenize_into(const wordpiece *wp, const char *text, idbuf *out) {
     cpbuf b = {0};

@@ -57,3 +57,19 @@ void geglu_forward(float *out, const float *inp, int rows, int ch) {
         for (int c = 0; c < ch; c++) y[c] = h[c] * gelu1(g[c]);
     }
 }
+
+void relu_forward(float *out, const float *inp, size_t n) {
+    if (n && (!out || !inp)) die("relu_forward: NULL input or output");
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = x < 0.0f ? 0.0f : x; /* NaN < 0 is false: NaN passes, as torch */
+    }
+}
+
+void relu_backward(float *dinp, const float *dout, const float *out, size_t n) {
+    if (n && (!dinp || !dout || !out)) die("relu_backward: NULL argument");
+    if (n && dinp == dout) die("relu_backward: dinp must not be dout (the gradient accumulates)");
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+}

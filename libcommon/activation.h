@@ -18,4 +18,11 @@ void silu_forward(float *out, const float *inp, size_t n);        /* F.silu(x) *
  *   out [rows, ch];  inp [rows, 2*ch] (not in place) */
 void geglu_forward(float *out, const float *inp, int rows, int ch);
 
+/* F.relu(x) = max(x, 0) (NaN stays NaN, as torch).  out, inp [n] */
+void relu_forward(float *out, const float *inp, size_t n);
+/* Its backward from the forward OUTPUT (torch saves that for an in-place ReLU;
+ * out > 0 exactly where inp > 0): dinp += dout where out > 0.
+ *   dinp, dout, out [n]; dinp == dout is NOT allowed (it accumulates). */
+void relu_backward(float *dinp, const float *dout, const float *out, size_t n);
+
 #endif

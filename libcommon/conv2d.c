@@ -43,23 +43,24 @@ int conv2d_out_w(const conv2d_dims *d) {
     return (d->in_w + 2 * d->pad_w - d->k_w) / d->stride_w + 1;
 }
 
-static void conv2d_check(const conv2d_dims *d) {
+static void conv2d_check(const char *fn, const conv2d_dims *d) {
     if (d->batch <= 0 || d->in_ch <= 0 || d->in_h <= 0 || d->in_w <= 0 || d->out_ch <= 0 || d->k_h <= 0 ||
         d->k_w <= 0 || d->stride_h <= 0 || d->stride_w <= 0 || d->pad_h < 0 || d->pad_w < 0)
-        die("conv2d_forward: bad dims batch=%d in_ch=%d in=%dx%d out_ch=%d kernel=%dx%d stride=%dx%d pad=%dx%d",
+        die("%s: bad dims batch=%d in_ch=%d in=%dx%d out_ch=%d kernel=%dx%d stride=%dx%d pad=%dx%d", fn,
             d->batch, d->in_ch, d->in_h, d->in_w, d->out_ch, d->k_h, d->k_w, d->stride_h, d->stride_w, d->pad_h,
             d->pad_w);
     if (d->in_h + 2 * d->pad_h < d->k_h || d->in_w + 2 * d->pad_w < d->k_w)
-        die("conv2d_forward: kernel %dx%d is larger than the padded input %dx%d", d->k_h, d->k_w,
+        die("%s: kernel %dx%d is larger than the padded input %dx%d", fn, d->k_h, d->k_w,
             d->in_h + 2 * d->pad_h, d->in_w + 2 * d->pad_w);
     if ((int64_t)d->in_ch * d->k_h * d->k_w > INT32_MAX || (int64_t)conv2d_out_h(d) * conv2d_out_w(d) > INT32_MAX)
-        die("conv2d_forward: sizes overflow a GEMM dimension");
+        die("%s: sizes overflow a GEMM dimension", fn);
 }
 
-/* Fills col [in_ch*k_h*k_w, np] for the output pixels p0 .. p0+np-1 (p = oy*out_w
+/* Fills col [in_ch*k_h*k_w, ld] (ld >= np) for the output pixels p0 .. p0+np-1 (p = oy*out_w
  * + ox) of one image x [in_ch, in_h, in_w]. Row r of col is (c, ki, kj); column
  * p - p0 holds x[c, oy*sh - ph + ki, ox*sw - pw + kj], or 0 in the padding. */
-static void im2col_range(float *col, const float *x, const conv2d_dims *d, int64_t p0, int np, int out_w) {
+static void im2col_range(float *col, int64_t ld, const float *x, const conv2d_dims *d, int64_t p0, int np,
+                         int out_w) {
     const int kk = d->k_h * d->k_w;
     const int sw = d->stride_w, pw = d->pad_w;
     const int64_t p1 = p0 + np;
@@ -67,7 +68,7 @@ static void im2col_range(float *col, const float *x, const conv2d_dims *d, int64
     for (int r = 0; r < d->in_ch * kk; r++) {
         const int c = r / kk, ki = (r % kk) / d->k_w, kj = r % d->k_w;
         const float *xc = x + (int64_t)c * d->in_h * d->in_w;
-        float *dst = col + (int64_t)r * np - p0; /* indexed by p */
+        float *dst = col + (int64_t)r * ld - p0; /* indexed by p */
         /* [ox_lo, ox_hi): the ox whose input column ox*sw - pw + kj is inside [0, in_w) */
         int ox_lo = pw - kj > 0 ? (pw - kj + sw - 1) / sw : 0;
         int last = d->in_w - 1 + pw - kj;
@@ -105,7 +106,7 @@ static void conv2d_tile(float *y, const float *x, const float *weight, const flo
                         int64_t p0, int np, int64_t plane, int out_w, float *col) {
     const int K = d->in_ch * d->k_h * d->k_w;
     float *yt = y + p0;
-    im2col_range(col, x, d, p0, np, out_w);
+    im2col_range(col, np, x, d, p0, np, out_w);
     if (bias)
         for (int o = 0; o < d->out_ch; o++)
             for (int j = 0; j < np; j++) yt[o * plane + j] = bias[o];
@@ -113,7 +114,7 @@ static void conv2d_tile(float *y, const float *x, const float *weight, const flo
 }
 
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, const conv2d_dims *d) {
-    conv2d_check(d);
+    conv2d_check("conv2d_forward", d);
     const int out_h = conv2d_out_h(d), out_w = conv2d_out_w(d);
     const int64_t plane = (int64_t)out_h * out_w;
     const int64_t in_img = (int64_t)d->in_ch * d->in_h * d->in_w, out_img = (int64_t)d->out_ch * plane;
@@ -184,4 +185,137 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
         }
         free(col);
     }
+}
+
+/* ---- backward ----------------------------------------------------------- */
+
+/* The transpose of im2col_range: x [in_ch, in_h, in_w] += each entry of the
+ * columns p0 .. p0+np-1 of dcol [in_ch*k_h*k_w, ld], back at the input element
+ * it was copied from (entries in the padding are dropped). */
+static void col2im_range(float *x, const float *dcol, int64_t ld, const conv2d_dims *d, int64_t p0, int np,
+                         int out_w) {
+    const int kk = d->k_h * d->k_w;
+    const int sw = d->stride_w, pw = d->pad_w;
+    const int64_t p1 = p0 + np;
+    const int oy_first = (int)(p0 / out_w), oy_last = (int)((p1 - 1) / out_w);
+    for (int r = 0; r < d->in_ch * kk; r++) {
+        const int c = r / kk, ki = (r % kk) / d->k_w, kj = r % d->k_w;
+        float *xc = x + (int64_t)c * d->in_h * d->in_w;
+        const float *src = dcol + (int64_t)r * ld - p0; /* indexed by p */
+        int ox_lo = pw - kj > 0 ? (pw - kj + sw - 1) / sw : 0;
+        int last = d->in_w - 1 + pw - kj;
+        int ox_hi = last < 0 ? 0 : last / sw + 1;
+        if (ox_hi > out_w) ox_hi = out_w;
+        for (int oy = oy_first; oy <= oy_last; oy++) {
+            const int iy = oy * d->stride_h - d->pad_h + ki;
+            if (iy < 0 || iy >= d->in_h) continue;
+            const int64_t row0 = (int64_t)oy * out_w;
+            const int a = oy == oy_first ? (int)(p0 - row0) : 0;
+            const int b = oy == oy_last ? (int)(p1 - row0) : out_w;
+            const int lo = ox_lo > a ? ox_lo : a, hi = ox_hi < b ? ox_hi : b;
+            float *xr = xc + (int64_t)iy * d->in_w - pw + kj;
+            const float *o = src + row0;
+            if (sw == 1) {
+#pragma omp simd
+                for (int ox = lo; ox < hi; ox++) xr[ox] += o[ox];
+            } else {
+                for (int ox = lo; ox < hi; ox++) xr[(int64_t)ox * sw] += o[ox];
+            }
+        }
+    }
+}
+
+/* im2col_range / col2im_range split over input channels for the threads: the
+ * rows of one channel read (write) that channel of x only. */
+static void im2col_par(float *col, int64_t ld, const float *x, const conv2d_dims *d, int64_t p0, int np,
+                       int out_w) {
+    conv2d_dims d1 = *d;
+    d1.in_ch = 1;
+    const int64_t kk = d->k_h * d->k_w, hw = (int64_t)d->in_h * d->in_w;
+#pragma omp parallel for schedule(static) if (d->in_ch * kk * np > 32768)
+    for (int c = 0; c < d->in_ch; c++) im2col_range(col + c * kk * ld, ld, x + c * hw, &d1, p0, np, out_w);
+}
+
+static void col2im_par(float *x, const float *dcol, int64_t ld, const conv2d_dims *d, int64_t p0, int np,
+                       int out_w) {
+    conv2d_dims d1 = *d;
+    d1.in_ch = 1;
+    const int64_t kk = d->k_h * d->k_w, hw = (int64_t)d->in_h * d->in_w;
+#pragma omp parallel for schedule(static) if (d->in_ch * kk * np > 32768)
+    for (int c = 0; c < d->in_ch; c++) col2im_range(x + c * hw, dcol + c * kk * ld, ld, &d1, p0, np, out_w);
+}
+
+/* Scratch budget of the backward (im2col tile + gathered dout tile); tiles
+ * run across image boundaries, so the small planes of a ResNet's last stage
+ * (7x7) still give GEMMs with hundreds of pixels. */
+#define CONV2D_BACKWARD_SCRATCH ((size_t)16 << 20)
+
+void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, const conv2d_dims *d) {
+    conv2d_check("conv2d_backward", d);
+    if (!dout) die("conv2d_backward: dout is NULL");
+    if (dweight && !inp) die("conv2d_backward: dweight wanted but inp is NULL");
+    if (dinp && !weight) die("conv2d_backward: dinp wanted but weight is NULL");
+    const int out_h = conv2d_out_h(d), out_w = conv2d_out_w(d);
+    const int O = d->out_ch, K = d->in_ch * d->k_h * d->k_w;
+    const int64_t plane = (int64_t)out_h * out_w, total = plane * d->batch;
+    const int64_t in_img = (int64_t)d->in_ch * d->in_h * d->in_w, out_img = (int64_t)O * plane;
+
+    if (dbias) {
+#pragma omp parallel for schedule(static) if (total * O > 65536)
+        for (int o = 0; o < O; o++) {
+            double s = 0;
+            for (int b = 0; b < d->batch; b++) {
+                const float *g = dout + b * out_img + (int64_t)o * plane;
+#pragma omp simd reduction(+ : s)
+                for (int64_t j = 0; j < plane; j++) s += g[j];
+            }
+            dbias[o] += (float)s;
+        }
+    }
+    if (!dinp && !dweight) return;
+
+    /* A tile is nq consecutive (image, pixel) columns q = b*plane + p. */
+    size_t budget = g_scratch_bytes == CONV2D_DEFAULT_SCRATCH ? CONV2D_BACKWARD_SCRATCH : g_scratch_bytes;
+    int64_t n = (int64_t)(budget / (sizeof(float) * ((size_t)K + (size_t)O)));
+    if (n < g_min_pix) n = g_min_pix;
+    if (n > total) n = total;
+    if (n > INT32_MAX / 2) n = INT32_MAX / 2;
+    float *col = xmalloc_aligned(sizeof(float) * (size_t)K * (size_t)n);
+    float *dy = xmalloc_aligned(sizeof(float) * (size_t)O * (size_t)n);
+    for (int64_t q0 = 0; q0 < total; q0 += n) {
+        const int nq = (int)(total - q0 < n ? total - q0 : n);
+        const int b_first = (int)(q0 / plane), b_last = (int)((q0 + nq - 1) / plane);
+        /* dy [O, nq] = the tile's columns of dout */
+#pragma omp parallel for schedule(static) if ((int64_t)O * nq > 65536)
+        for (int o = 0; o < O; o++)
+            for (int b = b_first; b <= b_last; b++) {
+                int64_t pa = b == b_first ? q0 - (int64_t)b * plane : 0;
+                int64_t pb = b == b_last ? q0 + nq - (int64_t)b * plane : plane;
+                memcpy(dy + (int64_t)o * nq + ((int64_t)b * plane + pa - q0),
+                       dout + b * out_img + (int64_t)o * plane + pa, sizeof(float) * (size_t)(pb - pa));
+            }
+        if (dweight) {
+            for (int b = b_first; b <= b_last; b++) {
+                int64_t pa = b == b_first ? q0 - (int64_t)b * plane : 0;
+                int64_t pb = b == b_last ? q0 + nq - (int64_t)b * plane : plane;
+                im2col_par(col + ((int64_t)b * plane + pa - q0), nq, inp + b * in_img, d, pa, (int)(pb - pa),
+                           out_w);
+            }
+            /* dweight [O, K] += dy [O, nq] @ col^T [nq, K] */
+            gemm_f32(0, 1, O, K, nq, 1.0f, dy, nq, col, nq, 1.0f, dweight, K);
+        }
+        if (dinp) {
+            /* dcol [K, nq] = weight^T [K, O] @ dy [O, nq], then back onto the images */
+            gemm_f32(1, 0, K, nq, O, 1.0f, weight, K, dy, nq, 0.0f, col, nq);
+            for (int b = b_first; b <= b_last; b++) {
+                int64_t pa = b == b_first ? q0 - (int64_t)b * plane : 0;
+                int64_t pb = b == b_last ? q0 + nq - (int64_t)b * plane : plane;
+                col2im_par(dinp + b * in_img, col + ((int64_t)b * plane + pa - q0), nq, d, pa, (int)(pb - pa),
+                           out_w);
+            }
+        }
+    }
+    free(col);
+    free(dy);
 }

@@ -75,3 +75,50 @@ void global_avgpool_forward(float *out, const float *inp, int batch, int ch, int
         out[p] = (float)(s / (double)hw);
     }
 }
+
+void maxpool2d_backward(float *dinp, const float *dout, const float *inp, const pool2d_dims *d) {
+    pool2d_check("maxpool2d_backward", d);
+    const int oh = pool2d_out_h(d), ow = pool2d_out_w(d);
+    const int64_t planes = (int64_t)d->batch * d->ch;
+    /* a plane's gradients land in that plane only: planes are independent */
+#pragma omp parallel for schedule(static) if (planes * oh * ow > 16384)
+    for (int64_t p = 0; p < planes; p++) {
+        const float *x = inp + p * d->in_h * d->in_w;
+        const float *dy = dout + p * oh * ow;
+        float *dx = dinp + p * d->in_h * d->in_w;
+        for (int oy = 0; oy < oh; oy++) {
+            int y0 = oy * d->stride_h - d->pad_h, y1 = y0 + d->k_h;
+            if (y0 < 0) y0 = 0;
+            if (y1 > d->in_h) y1 = d->in_h;
+            for (int ox = 0; ox < ow; ox++) {
+                int x0 = ox * d->stride_w - d->pad_w, x1 = x0 + d->k_w;
+                if (x0 < 0) x0 = 0;
+                if (x1 > d->in_w) x1 = d->in_w;
+                float best = -INFINITY;
+                int64_t arg = (int64_t)y0 * d->in_w + x0;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) {
+                        int64_t i = (int64_t)iy * d->in_w + ix;
+                        if (x[i] > best || isnan(x[i])) { /* torch's test: a later NaN wins */
+                            best = x[i];
+                            arg = i;
+                        }
+                    }
+                dx[arg] += dy[(int64_t)oy * ow + ox];
+            }
+        }
+    }
+}
+
+void global_avgpool_backward(float *dinp, const float *dout, int batch, int ch, int h, int w) {
+    if (batch <= 0 || ch <= 0 || h <= 0 || w <= 0)
+        die("global_avgpool_backward: bad dims batch=%d ch=%d h=%d w=%d", batch, ch, h, w);
+    const int64_t planes = (int64_t)batch * ch, hw = (int64_t)h * w;
+#pragma omp parallel for schedule(static) if (planes * hw > 65536)
+    for (int64_t p = 0; p < planes; p++) {
+        const float g = (float)((double)dout[p] / (double)hw);
+        float *dx = dinp + p * hw;
+#pragma omp simd
+        for (int64_t i = 0; i < hw; i++) dx[i] += g;
+    }
+}

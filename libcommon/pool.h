@@ -21,4 +21,13 @@ void avgpool2d_forward(float *out, const float *inp, const pool2d_dims *d);
 /* out: [batch, ch] = mean over h*w of inp: [batch, ch, h, w]. */
 void global_avgpool_forward(float *out, const float *inp, int batch, int ch, int h, int w);
 
+/* Backward passes; dinp ACCUMULATES (+=).
+ * MaxPool2d: each output's gradient goes to the input element its forward
+ * picked (as torch: the first maximum in window order, or the last NaN), found
+ * again from inp rather than saved.
+ *   dinp, inp [batch, ch, in_h, in_w];  dout [batch, ch, out_h, out_w] */
+void maxpool2d_backward(float *dinp, const float *dout, const float *inp, const pool2d_dims *d);
+/* dinp [batch, ch, h, w] += dout [batch, ch] / (h*w) */
+void global_avgpool_backward(float *dinp, const float *dout, int batch, int ch, int h, int w);
+
 #endif

@@ -191,7 +191,7 @@ void pairs_crop_offset(int *top, int *left, int image_size, int crop, uint64_t s
 }
 
 void pairs_make_batch(const pairs_data *d, const int *idx, int b, int crop, int train, uint64_t seed,
-                      int64_t epoch, int64_t pos, float *images, int32_t *input_ids, float *attn_mask)
+                      int64_t epoch, int64_t pos, float *images, int32_t *input_ids, uint8_t *attn_mask)
 {
     int s = d->image_size, t = d->max_tokens;
     CHECKF(crop >= 1 && crop <= s, "crop %d of a %d image", crop, s);
@@ -216,6 +216,6 @@ void pairs_make_batch(const pairs_data *d, const int *idx, int b, int crop, int 
         memcpy(dst + plane, dst, plane * sizeof(float));
         memcpy(dst + 2 * plane, dst, plane * sizeof(float));
         memcpy(input_ids + (size_t)k * t, d->input_ids + (size_t)i * t, (size_t)t * sizeof(int32_t));
-        for (int j = 0; j < t; j++) attn_mask[(size_t)k * t + j] = d->attn_mask[(size_t)i * t + j] ? 1.0f : 0.0f;
+        for (int j = 0; j < t; j++) attn_mask[(size_t)k * t + j] = d->attn_mask[(size_t)i * t + j] ? 1 : 0;
     }
 }

@@ -48,12 +48,12 @@ void pairs_epoch_order(int *perm, int n, uint64_t seed, int64_t epoch);
 
 /* A batch of b pairs idx[0..b) into
  *   images [b, 3, crop, crop] (float, normalised), input_ids [b, max_tokens]
- *   (int32), attn_mask [b, max_tokens] (float 0/1, as HF's extended mask wants).
+ *   (int32), attn_mask [b, max_tokens] (u8 0/1, as bert_forward takes it).
  * train: the crop offset of item k is drawn from (seed, epoch, pos + k),
  * uniform in 0..image_size-crop each way (torchvision RandomCrop); otherwise
  * the centre crop (offset round((image_size - crop) / 2), torchvision CenterCrop). */
 void pairs_make_batch(const pairs_data *d, const int *idx, int b, int crop, int train, uint64_t seed,
-                      int64_t epoch, int64_t pos, float *images, int32_t *input_ids, float *attn_mask);
+                      int64_t epoch, int64_t pos, float *images, int32_t *input_ids, uint8_t *attn_mask);
 
 /* The crop offsets pairs_make_batch uses for position pos (top, left). */
 void pairs_crop_offset(int *top, int *left, int image_size, int crop, uint64_t seed, int64_t epoch, int64_t pos);

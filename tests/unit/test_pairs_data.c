@@ -107,7 +107,8 @@ static void test_load_split_shuffle(void) {
     /* crops: centre crop of 8 from 12 starts at 2; random crops cover 0..4 */
     enum { C = 8 };
     int idx[3] = {5, 0, 11};
-    float *img = xmalloc(3 * 3 * C * C * sizeof(float)), mask[3 * T];
+    float *img = xmalloc(3 * 3 * C * C * sizeof(float));
+    uint8_t mask[3 * T];
     int32_t ids[3 * T];
     pairs_make_batch(&d, idx, 3, C, 0, 7, 0, 0, img, ids, mask);
     int ok = 1;

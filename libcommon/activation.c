@@ -17,6 +17,20 @@ void gelu_forward(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = gelu1(inp[i]);
 }
 
+void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+    if (n && (!dinp || !dout || !inp)) die("gelu_backward: NULL dinp, dout or inp");
+    if (n && (dinp == dout || dinp == inp)) die("gelu_backward: dinp must not alias dout or inp");
+    const float inv_sqrt_2pi = 0.3989422804014327f;
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        /* d/dx x * Phi(x) = Phi(x) + x * phi(x) */
+        float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+        float pdf = inv_sqrt_2pi * expf(-0.5f * x * x);
+        dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
 void gelu_tanh_forward(float *out, const float *inp, size_t n) {
     if (n && (!out || !inp)) die("gelu_tanh_forward: NULL input or output");
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */

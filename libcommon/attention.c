@@ -3,10 +3,13 @@
  * shared by the OpenMP threads, each with its own scratch. Per key block:
  * S = scale * Q Kᵀ (cblas_sgemm, single-threaded inside the parallel region),
  * mask, update the running max m and sum l, rescale the partial output O by
- * exp(m_old - m_new), then O += P V (cblas_sgemm). At the end out = O / l. */
+ * exp(m_old - m_new), then O += P V (cblas_sgemm). At the end out = O / l.
+ * The training pair at the end works per (batch, head) on the whole score
+ * matrix, kept as probabilities for the backward pass. */
 #include "attention.h"
 
 #include "common.h"
+#include "softmax.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -155,6 +158,83 @@ void attention_forward(float *out, const float *q, const float *k, const float *
             int nq = tq - i0 < BQ ? tq - i0 : BQ;
             attend_block(out, q, k, v, b, h, i0, nq, heads, tq, tk, head_dim, scale, causal, key_mask, S, O, m,
                          l);
+        }
+    }
+    free(scratch);
+}
+
+/* ---- Training attention: the probabilities are kept for the backward pass. */
+
+static void train_check(const char *fn, int batch, int heads, int tq, int tk, int head_dim, float scale) {
+    if (batch <= 0 || heads <= 0 || tq <= 0 || tk <= 0 || head_dim <= 0)
+        die("%s: bad dimensions batch %d, heads %d, tq %d, tk %d, head_dim %d", fn, batch, heads, tq, tk,
+            head_dim);
+    if (!isfinite(scale)) die("%s: scale %g is not finite", fn, (double)scale);
+    if ((long)heads * head_dim > 1L << 30) die("%s: heads x head_dim = %ld is too large", fn,
+                                              (long)heads * head_dim);
+}
+
+void attention_train_forward(float *out, float *probs, const float *q, const float *k, const float *v, int batch,
+                             int heads, int tq, int tk, int head_dim, float scale, const float *key_mask) {
+    if (!out || !probs || !q || !k || !v) die("attention_train_forward: NULL out, probs, q, k or v");
+    train_check("attention_train_forward", batch, heads, tq, tk, head_dim, scale);
+    if (out == q || out == k || out == v) die("attention_train_forward: out must not alias q, k or v");
+    const int d = head_dim, ld = heads * head_dim;
+    long units = (long)batch * heads;
+#pragma omp parallel for schedule(static)
+    for (long u = 0; u < units; u++) {
+        int b = (int)(u / heads), h = (int)(u % heads);
+        float *P = probs + (size_t)u * tq * tk;
+        const float *qp = q + (size_t)b * tq * ld + (size_t)h * d;
+        const float *kp = k + (size_t)b * tk * ld + (size_t)h * d;
+        const float *vp = v + (size_t)b * tk * ld + (size_t)h * d;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tq, tk, d, scale, qp, ld, kp, ld, 0.0f, P, tk);
+        if (key_mask) {
+            const float *mk = key_mask + (size_t)b * tk;
+            for (int i = 0; i < tq; i++) {
+                float *s = P + (size_t)i * tk;
+#pragma omp simd
+                for (int j = 0; j < tk; j++) s[j] += mk[j];
+            }
+        }
+        softmax_forward(P, P, tq, tk); /* one thread here: inside a parallel region */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tq, d, tk, 1.0f, P, tk, vp, ld, 0.0f,
+                    out + (size_t)b * tq * ld + (size_t)h * d, ld);
+    }
+}
+
+void attention_train_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                              const float *v, const float *probs, int batch, int heads, int tq, int tk,
+                              int head_dim, float scale) {
+    if (!dq || !dk || !dv || !dout || !q || !k || !v || !probs)
+        die("attention_train_backward: NULL gradient, dout, q, k, v or probs");
+    train_check("attention_train_backward", batch, heads, tq, tk, head_dim, scale);
+    const int d = head_dim, ld = heads * head_dim;
+    long units = (long)batch * heads;
+    int team = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (units < team) team = (int)units;
+    size_t per = round16((size_t)tq * tk);
+    float *scratch = xmalloc_aligned((size_t)team * 2 * per * sizeof(float));
+#pragma omp parallel num_threads(team)
+    {
+        float *dP = scratch + (size_t)omp_get_thread_num() * 2 * per, *dS = dP + per;
+#pragma omp for schedule(static)
+        for (long u = 0; u < units; u++) {
+            int b = (int)(u / heads), h = (int)(u % heads);
+            const float *P = probs + (size_t)u * tq * tk;
+            size_t qo = (size_t)b * tq * ld + (size_t)h * d, ko = (size_t)b * tk * ld + (size_t)h * d;
+            /* out = P V:  dP = dout V^T,  dV += P^T dout */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tq, tk, d, 1.0f, dout + qo, ld, v + ko, ld, 0.0f,
+                        dP, tk);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, tk, d, tq, 1.0f, P, tk, dout + qo, ld, 1.0f,
+                        dv + ko, ld);
+            /* P = softmax(S + mask), S = scale Q K^T (the mask is a constant) */
+            memset(dS, 0, sizeof(float) * (size_t)tq * tk);
+            softmax_backward(dS, dP, P, tq, tk);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tq, d, tk, scale, dS, tk, k + ko, ld, 1.0f,
+                        dq + qo, ld);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, tk, d, tq, scale, dS, tk, q + qo, ld, 1.0f,
+                        dk + ko, ld);
         }
     }
     free(scratch);

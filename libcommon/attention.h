@@ -8,7 +8,9 @@
  * with q' = q.transpose(1, 2) etc., and the output transposed back.
  * Layouts are the natural outputs of the Linear projections (no transposes):
  *   q, out [batch, tq, heads, head_dim];  k, v [batch, tk, heads, head_dim].
- * out == q (in place) is allowed; out must not alias k or v. */
+ * out == q (in place) is allowed; out must not alias k or v.
+ * For training, attention_train_forward/backward keep the full probability
+ * matrix instead (see below). */
 #ifndef SYNTHCXR_ATTENTION_H
 #define SYNTHCXR_ATTENTION_H
 
@@ -29,5 +31,25 @@ void attention_forward(float *out, const float *q, const float *k, const float *
  * scores, one block of outputs and the running max/sum: about 80 kB per
  * thread for head_dim 64, whatever tq and tk are. */
 size_t attention_scratch_bytes(int batch, int heads, int tq, int tk, int head_dim);
+
+/* Training attention (BERT in vlptrain): the same product, computed plainly
+ * per (batch, head) with the softmax probabilities kept for the backward pass,
+ * exactly as HF's eager attention: P = softmax(scale q k^T + key_mask), out = P v.
+ * key_mask: NULL or additive per key, [batch, tk]; HF BERT adds the dtype
+ * minimum (-FLT_MAX) at padding, which gives those keys probability 0 (and a
+ * row whose keys are all masked a uniform distribution, as HF). No causal mode.
+ * Memory: probs holds batch x heads x tq x tk floats (1.2 MB per 12-head
+ * sequence at T = 112). out must not alias q, k or v.
+ *   out, q [batch, tq, heads, head_dim];  k, v [batch, tk, heads, head_dim];
+ *   probs [batch, heads, tq, tk] (written) */
+void attention_train_forward(float *out, float *probs, const float *q, const float *k, const float *v, int batch,
+                             int heads, int tq, int tk, int head_dim, float scale, const float *key_mask);
+/* Its backward from the kept probabilities; dq, dk, dv ACCUMULATE (+=).
+ * Scratch: two tq x tk matrices per thread.
+ *   dq, dout, q [batch, tq, heads, head_dim];  dk, dv, k, v [batch, tk, heads, head_dim];
+ *   probs [batch, heads, tq, tk] */
+void attention_train_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                              const float *v, const float *probs, int batch, int heads, int tq, int tk,
+                              int head_dim, float scale);
 
 #endif

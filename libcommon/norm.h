@@ -4,7 +4,8 @@
  * last dimension (CLIP, BERT, the UNet's transformer blocks).
  * Statistics are accumulated in double with two passes (mean, then the sum of
  * squared deviations), so inputs with a large mean lose no accuracy.
- * out == inp (in place) is allowed for every function here. */
+ * out == inp (in place) is allowed for every forward function here; the
+ * layer norm backward takes the mean and rstd that layernorm_forward_save kept. */
 #ifndef SYNTHCXR_NORM_H
 #define SYNTHCXR_NORM_H
 
@@ -23,5 +24,15 @@ void groupnorm_silu_forward(float *out, const float *inp, const float *gamma, co
  *   out, inp [rows, ch];  gamma, beta [ch] or NULL */
 void layernorm_forward(float *out, const float *inp, const float *gamma, const float *beta,
                        int rows, int ch, float eps);
+/* The same, keeping each row's statistics for the backward pass: mean [rows]
+ * and rstd [rows] = 1/sqrt(biased variance + eps), both as float. */
+void layernorm_forward_save(float *out, float *mean, float *rstd, const float *inp, const float *gamma,
+                            const float *beta, int rows, int ch, float eps);
+/* Its backward pass; every gradient ACCUMULATES (+=). Any of dinp, dgamma,
+ * dbeta may be NULL (not wanted); gamma NULL: LayerNorm without affine.
+ * dinp must not alias dout or inp. Row sums in double.
+ *   dinp, dout, inp [rows, ch];  dgamma, dbeta, gamma [ch];  mean, rstd [rows] */
+void layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
+                        const float *gamma, const float *mean, const float *rstd, int rows, int ch);
 
 #endif

@@ -1,4 +1,4 @@
-/* softmax.c — row softmax (see softmax.h): max, exp and sum, scale; rows
+/* softmax.c — row softmax and its backward (see softmax.h): max, exp and sum, scale; rows
  * split between the OpenMP threads. */
 #include "softmax.h"
 
@@ -28,5 +28,22 @@ void softmax_forward(float *out, const float *inp, int rows, int cols) {
         float inv = (float)(1.0 / sum);
 #pragma omp simd
         for (int i = 0; i < cols; i++) y[i] *= inv;
+    }
+}
+
+void softmax_backward(float *dinp, const float *dout, const float *out, int rows, int cols) {
+    if (!dinp || !dout || !out) die("softmax_backward: NULL dinp, dout or out");
+    if (rows <= 0 || cols <= 0) die("softmax_backward: bad dimensions rows %d, cols %d", rows, cols);
+    if (dinp == dout || dinp == out) die("softmax_backward: dinp must not alias dout or out");
+#pragma omp parallel for schedule(static) if ((long)rows * cols > 16384)
+    for (int r = 0; r < rows; r++) {
+        const float *dy = dout + (long)r * cols, *y = out + (long)r * cols;
+        float *dx = dinp + (long)r * cols;
+        double dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int i = 0; i < cols; i++) dot += (double)dy[i] * y[i];
+        float d = (float)dot;
+#pragma omp simd
+        for (int i = 0; i < cols; i++) dx[i] += y[i] * (dy[i] - d);
     }
 }

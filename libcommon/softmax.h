@@ -9,4 +9,10 @@
 /*   out, inp [rows, cols] */
 void softmax_forward(float *out, const float *inp, int rows, int cols);
 
+/* Its backward from the forward output y: dinp += y * (dout - sum(dout * y))
+ * per row (the dot product in double). ACCUMULATES; dinp must not alias dout
+ * or out. Masked entries (y = 0) get no gradient.
+ *   dinp, dout, out [rows, cols] */
+void softmax_backward(float *dinp, const float *dout, const float *out, int rows, int cols);
+
 #endif

@@ -263,6 +263,8 @@ void convirt_load(convirt_model *m, const char *path, float *const *m_blocks, fl
     if (!arch || strcmp(arch, mine))
         die("%s: image encoder %s, but this run builds %s", path, arch ? arch : "(missing)", mine);
     free(mine);
+    const char *mstep = json_string_value(json_object_get(f->metadata, "step"));
+    long long model_step = mstep ? atoll(mstep) : -1;
     for (int k = 0; k < CONVIRT_NSETS; k++) param_load(m->sets[k], f, m->prefixes[k], 0);
     for (int k = 0; k < 3; k++) param_load(m->bufs[k], f, m->buf_prefixes[k], 0);
     st_close(f);
@@ -283,6 +285,9 @@ void convirt_load(convirt_model *m, const char *path, float *const *m_blocks, fl
     st->epoch = i64_read(f, "epoch");
     st->pos = i64_read(f, "pos");
     st->seed = (uint64_t)i64_read(f, "seed");
+    if (st->step != model_step)
+        die("%s is at step %lld but %s at step %lld (interrupted between the two writes?): resume from a "
+            "pair written together", path, model_step, state_path, (long long)st->step);
     st_close(f);
     free(state_path);
 }

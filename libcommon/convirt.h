@@ -8,8 +8,9 @@
  *                          metadata method, image_arch, text_config, step
  *   CKPT.state.safetensors AdamW exp_avg.<name> / exp_avg_sq.<name> for every
  *                          parameter, and the counters (step, epoch, pos, seed)
- * Both are written atomically; the state file first, so a model file never
- * names a step whose optimiser state is missing. */
+ * Each is written atomically (temporary name, rename), the state file first;
+ * both record the step, and loading dies if they differ (a crash between the
+ * two renames), rather than resume from a mixed pair. */
 #ifndef SYNTHCXR_CONVIRT_H
 #define SYNTHCXR_CONVIRT_H
 

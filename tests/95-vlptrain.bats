@@ -77,3 +77,27 @@ setup() {
   stderr_has "fewer than --batch"
   [ ! -e "$TMP/x.st" ]
 }
+
+@test "vlptrain: killed (SIGKILL) at a random step, resumed from its last checkpoint, goes on bit-exactly" {
+  args="$(tiny) --batch 4 --steps 14 --seed 9 --save-every 1"
+  run -0 vlptrain $args --image-arch "$ARCH" -o "$TMP/a.st" "$TMP/p0.cxs" "$TMP/p1.cxs"
+  straight=$(sed 's/,"samples_per_s".*//' <<<"$output")
+  # kill it once a checkpoint of step 3 or later exists (the exact step varies)
+  vlptrain $args --image-arch "$ARCH" -o "$TMP/b.st" "$TMP/p0.cxs" "$TMP/p1.cxs" >"$TMP/b1.log" 2>/dev/null &
+  pid=$!
+  for _ in $(seq 600); do
+    [ -s "$TMP/b1.log" ] && [ "$(grep -c '"step"' "$TMP/b1.log")" -ge 3 ] && break
+    sleep 0.05
+  done
+  kill -9 "$pid"; wait "$pid" || true
+  [ -e "$TMP/b.st" ] || skip "the run finished before it could be killed"
+  run -0 vlptrain $args --image-arch "$ARCH" -o "$TMP/b.st" --resume "$TMP/b.st" "$TMP/p0.cxs" "$TMP/p1.cxs"
+  # the training lines (a validation line may open the resumed run at an epoch's end)
+  rest=$(grep -v '"val":true' <<<"$output" | sed 's/,"samples_per_s".*//')
+  straight=$(grep -v '"val":true' <<<"$straight")
+  first=$(head -1 <<<"$rest" | sed -E 's/^\{"step":([0-9]+),.*/\1/')
+  [ "$first" -ge 3 ] && [ "$first" -le 14 ]
+  # the resumed lines are exactly the straight run's from that step on
+  assert_equal "$rest" "$(awk -v s="$first" 'match($0, /"step":[0-9]+/) { n = substr($0, RSTART + 7, RLENGTH - 7) + 0; if (n >= s) print }' <<<"$straight")"
+  cmp "$TMP/a.st" "$TMP/b.st"
+}

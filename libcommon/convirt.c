@@ -4,15 +4,19 @@
 
 #include "common.h"
 #include "contrastive.h"
+#include "json.h"
 #include "rng.h"
 #include "safetensors.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 convirt_model *convirt_new(const resnet_config *icfg, const char *image_weights, const char *text_dir,
-                           int text_layers, int proj_hidden, int embed_dim, float temperature, float lambda,
-                           uint64_t seed)
+                           int text_layers, int text_random, int proj_hidden, int embed_dim, float temperature,
+                           float lambda, uint64_t seed)
 {
     convirt_model *m = xcalloc(1, sizeof *m);
     resnet_init(&m->img, icfg, seed);
@@ -21,7 +25,16 @@ convirt_model *convirt_new(const resnet_config *icfg, const char *image_weights,
         resnet_load(&m->img, f, NULL);
         st_close(f);
     }
-    m->txt = bert_load(text_dir, text_layers);
+    if (text_random) {
+        char *cfg_path = xasprintf("%s/config.json", text_dir);
+        json_t *cfg = json_load_path(cfg_path);
+        m->txt = bert_new(cfg, text_layers, cfg_path);
+        bert_init_random(m->txt, seed + 2);
+        json_decref(cfg);
+        free(cfg_path);
+    } else {
+        m->txt = bert_load(text_dir, text_layers);
+    }
     proj_head_create(&m->img_head, m->img.feat_dim, proj_hidden, embed_dim);
     proj_head_create(&m->txt_head, m->txt->cfg.hidden, proj_hidden, embed_dim);
     torch_gen g;
@@ -218,24 +231,37 @@ void convirt_save(const convirt_model *m, const char *path, float *const *m_bloc
     char *step = xasprintf("%lld", (long long)st->step);
     json_t *meta = json_pack("{s:s, s:s}", "format", "pt", "step", step);
     char *state_path = xasprintf("%s.state.safetensors", path);
-    st_write(state_path, n, (const char *const *)names, (const tensor *const *)ts, meta);
-    json_decref(meta);
-    param_list_free(n, names, ts); /* the counters too: tensor_free owns them */
-    free(state_path);
+    /* the state is written after the model (below); keep its list */
+    char **snames = names;
+    const tensor **sts = ts;
+    int ns = n;
+    json_t *smeta = meta;
+    char *next_path = xasprintf("%s.next", path);
 
     names = NULL;
     ts = NULL;
     n = 0;
-    for (int k = 0; k < CONVIRT_NSETS; k++) n = param_list_append(m->sets[k], m->sets[k]->data, m->prefixes[k], n, &names, &ts);
-    for (int k = 0; k < 3; k++) n = param_list_append(m->bufs[k], m->bufs[k]->data, m->buf_prefixes[k], n, &names, &ts);
+    for (int k = 0; k < CONVIRT_NSETS; k++)
+        n = param_list_append(m->sets[k], m->sets[k]->data, m->prefixes[k], n, &names, &ts);
+    for (int k = 0; k < 3; k++)
+        n = param_list_append(m->bufs[k], m->bufs[k]->data, m->buf_prefixes[k], n, &names, &ts);
     char *arch = resnet_config_string(&m->img.cfg), *tcfg = bert_config_text(m->txt);
     char *head = xasprintf("{\"hidden\":%d,\"embed_dim\":%d,\"temperature\":%g,\"lambda\":%g}", m->img_head.hidden,
                            m->img_head.out, (double)m->temperature, (double)m->lambda);
     meta = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "format", "pt", "method", "convirt", "image_arch", arch,
                      "text_config", tcfg, "projection", head, "step", step);
-    st_write(path, n, (const char *const *)names, (const tensor *const *)ts, meta);
+    st_write(next_path, n, (const char *const *)names, (const tensor *const *)ts, meta);
     json_decref(meta);
     param_list_free(n, names, ts);
+    /* only now the state: a crash before this point leaves the old pair whole */
+    st_write(state_path, ns, (const char *const *)snames, (const tensor *const *)sts, smeta);
+    json_decref(smeta);
+    param_list_free(ns, snames, sts);
+    /* a crash here leaves the new state beside CKPT.next of the same step,
+     * which convirt_load takes */
+    if (rename(next_path, path) != 0) die("cannot rename %s to %s: %s", next_path, path, strerror(errno));
+    free(next_path);
+    free(state_path);
     free(arch);
     free(tcfg);
     free(step);
@@ -251,43 +277,58 @@ static int64_t i64_read(const st_file *f, const char *name)
     return v;
 }
 
+static long long model_step_of(const st_file *f)
+{
+    const char *s = f->metadata ? json_string_value(json_object_get(f->metadata, "step")) : NULL;
+    return s ? atoll(s) : -1;
+}
+
 void convirt_load(convirt_model *m, const char *path, float *const *m_blocks, float *const *v_blocks,
                   convirt_state *st)
 {
-    st_file *f = st_open(path);
+    char *state_path = xasprintf("%s.state.safetensors", path);
+    st_file *sf = st_open(state_path);
+    st->step = i64_read(sf, "step");
+    st->epoch = i64_read(sf, "epoch");
+    st->pos = i64_read(sf, "pos");
+    st->seed = (uint64_t)i64_read(sf, "seed");
+
+    st_file *f = access(path, F_OK) == 0 ? st_open(path) : NULL;
+    if (!f || model_step_of(f) != st->step) {
+        /* interrupted after the state's rename: the model of that step waits in CKPT.next */
+        char *next_path = xasprintf("%s.next", path);
+        st_file *nf = access(next_path, F_OK) == 0 ? st_open(next_path) : NULL;
+        if (!nf || model_step_of(nf) != st->step)
+            die("%s is at step %lld but %s at step %lld, and no %s of that step: resume from a pair "
+                "written together", path, f ? model_step_of(f) : -1LL, state_path, (long long)st->step, next_path);
+        info("%s: taking the step-%lld model from %s (the last save was interrupted)", path, (long long)st->step,
+             next_path);
+        if (f) st_close(f);
+        f = nf;
+        free(next_path);
+    }
     const char *method = f->metadata ? json_string_value(json_object_get(f->metadata, "method")) : NULL;
-    if (!method || strcmp(method, "convirt")) die("%s: not a ConVIRT checkpoint (metadata method %s)", path,
+    if (!method || strcmp(method, "convirt")) die("%s: not a ConVIRT checkpoint (metadata method %s)", f->path,
                                                   method ? method : "missing");
     const char *arch = json_string_value(json_object_get(f->metadata, "image_arch"));
     char *mine = resnet_config_string(&m->img.cfg);
     if (!arch || strcmp(arch, mine))
-        die("%s: image encoder %s, but this run builds %s", path, arch ? arch : "(missing)", mine);
+        die("%s: image encoder %s, but this run builds %s", f->path, arch ? arch : "(missing)", mine);
     free(mine);
-    const char *mstep = json_string_value(json_object_get(f->metadata, "step"));
-    long long model_step = mstep ? atoll(mstep) : -1;
     for (int k = 0; k < CONVIRT_NSETS; k++) param_load(m->sets[k], f, m->prefixes[k], 0);
     for (int k = 0; k < 3; k++) param_load(m->bufs[k], f, m->buf_prefixes[k], 0);
     st_close(f);
 
-    char *state_path = xasprintf("%s.state.safetensors", path);
-    f = st_open(state_path);
     for (int k = 0; k < CONVIRT_NSETS; k++) {
         param_set view = *m->sets[k];
         char *pa = xasprintf("exp_avg.%s", m->prefixes[k]), *pb = xasprintf("exp_avg_sq.%s", m->prefixes[k]);
         view.data = m_blocks[k];
-        param_load(&view, f, pa, 0);
+        param_load(&view, sf, pa, 0);
         view.data = v_blocks[k];
-        param_load(&view, f, pb, 0);
+        param_load(&view, sf, pb, 0);
         free(pa);
         free(pb);
     }
-    st->step = i64_read(f, "step");
-    st->epoch = i64_read(f, "epoch");
-    st->pos = i64_read(f, "pos");
-    st->seed = (uint64_t)i64_read(f, "seed");
-    if (st->step != model_step)
-        die("%s is at step %lld but %s at step %lld (interrupted between the two writes?): resume from a "
-            "pair written together", path, model_step, state_path, (long long)st->step);
-    st_close(f);
+    st_close(sf);
     free(state_path);
 }

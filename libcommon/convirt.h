@@ -8,9 +8,10 @@
  *                          metadata method, image_arch, text_config, step
  *   CKPT.state.safetensors AdamW exp_avg.<name> / exp_avg_sq.<name> for every
  *                          parameter, and the counters (step, epoch, pos, seed)
- * Each is written atomically (temporary name, rename), the state file first;
- * both record the step, and loading dies if they differ (a crash between the
- * two renames), rather than resume from a mixed pair. */
+ * Each is written atomically (temporary name, rename), in the order: the model
+ * as CKPT.next, the state, then CKPT.next renamed to CKPT. Both record the
+ * step, so a crash at any point leaves a pair of one step to resume from:
+ * the old pair, or the new state with CKPT.next (which convirt_load takes). */
 #ifndef SYNTHCXR_CONVIRT_H
 #define SYNTHCXR_CONVIRT_H
 
@@ -48,11 +49,12 @@ typedef struct convirt_model {
 
 /* Builds the model: image encoder of config icfg (random init from seed, then
  * image_weights loaded if not NULL: a torchvision state dict, fc.* ignored),
- * the BERT of text_dir's first text_layers layers, heads in -> hidden -> embed
- * initialised from seed. */
+ * the BERT of text_dir's first text_layers layers (0: all; text_random: built
+ * from text_dir/config.json and initialised at random from seed, as HF does,
+ * instead of loading weights), heads in -> hidden -> embed initialised from seed. */
 convirt_model *convirt_new(const resnet_config *icfg, const char *image_weights, const char *text_dir,
-                           int text_layers, int proj_hidden, int embed_dim, float temperature, float lambda,
-                           uint64_t seed);
+                           int text_layers, int text_random, int proj_hidden, int embed_dim, float temperature,
+                           float lambda, uint64_t seed);
 void convirt_free(convirt_model *m);
 
 /* Activation buffers for batches of up to max_batch pairs of crop^2 images and

@@ -28,6 +28,8 @@ static const char usage[] =
     "\n"
     "      --method M            convirt, gloria or mgca (default convirt)\n"
     "      --text-model DIR      BERT folder such as Bio_ClinicalBERT; required\n"
+    "      --text-random         initialise BERT at random from DIR/config.json\n"
+    "                            instead of loading its weights\n"
     "      --text-layers N       keep the first N BERT layers, 1-48 (default 6, or\n"
     "                            all of a model with fewer)\n"
     "      --image-weights FILE  torchvision ResNet weights, safetensors\n"
@@ -78,6 +80,7 @@ struct cmdline {
     int method;
     const char *text_model;     /* HF BERT folder */
     long text_layers;
+    int text_random;            /* BERT from config.json, random weights */
     const char *image_weights;  /* NULL: random init */
     const char *image_arch;     /* "resnet50" or a JSON config */
     long embed_dim, proj_hidden, crop, steps, stop_after, val_every;
@@ -97,7 +100,7 @@ enum { OPT_METHOD = OPT_COMMON_LAST, OPT_TEXT_MODEL, OPT_TEXT_LAYERS, OPT_IMAGE_
        OPT_EMBED_DIM, OPT_TEMPERATURE, OPT_LAMBDA, OPT_EPOCHS, OPT_BATCH, OPT_ACCUMULATE,
        OPT_LR, OPT_MIN_LR, OPT_WEIGHT_DECAY, OPT_WARMUP, OPT_CLIP_GRAD, OPT_VAL_FRACTION,
        OPT_SEED, OPT_SAVE_EVERY, OPT_LOG_EVERY, OPT_RESUME, OPT_IMAGE_ARCH, OPT_PROJ_HIDDEN, OPT_CROP,
-       OPT_STEPS, OPT_STOP_AFTER, OPT_VAL_EVERY };
+       OPT_STEPS, OPT_STOP_AFTER, OPT_VAL_EVERY, OPT_TEXT_RANDOM };
 
 static const struct option longopts[] = {
     {"method", required_argument, 0, OPT_METHOD},
@@ -127,6 +130,7 @@ static const struct option longopts[] = {
     {"steps", required_argument, 0, OPT_STEPS},
     {"stop-after", required_argument, 0, OPT_STOP_AFTER},
     {"val-every", required_argument, 0, OPT_VAL_EVERY},
+    {"text-random", no_argument, 0, OPT_TEXT_RANDOM},
     {"accum", required_argument, 0, OPT_ACCUMULATE},
     {"clip", required_argument, 0, OPT_CLIP_GRAD},
     {"out", required_argument, 0, 'o'},
@@ -181,6 +185,7 @@ static void cmdline_parse(struct cmdline *cl, int argc, char **argv) {
         case OPT_CROP: cl->crop = parse_long("--crop", optarg, 32, 4096); break;
         case OPT_STEPS: cl->steps = parse_long("--steps", optarg, 1, INT64_MAX); break;
         case OPT_STOP_AFTER: cl->stop_after = parse_long("--stop-after", optarg, 1, INT64_MAX); break;
+        case OPT_TEXT_RANDOM: cl->text_random = 1; break;
         case OPT_VAL_EVERY: cl->val_every = parse_long("--val-every", optarg, 0, INT64_MAX); break;
         default: common_option(c, optarg, &cl->common, &doc);
         }
@@ -278,9 +283,9 @@ int main(int argc, char **argv) {
     if (cl.crop > d.image_size) die_usage("--crop %ld is larger than the images (%d)", cl.crop, d.image_size);
     int *train, *val, ntrain, nval;
     convirt_state st = {0, 0, 0, (uint64_t)cl.seed};
-    convirt_model *m = convirt_new(&icfg, cl.resume ? NULL : cl.image_weights, cl.text_model, (int)cl.text_layers,
-                                   (int)cl.proj_hidden, (int)cl.embed_dim, (float)cl.temperature, (float)cl.lambda,
-                                   (uint64_t)cl.seed);
+    convirt_model *m = convirt_new(&icfg, cl.resume ? NULL : cl.image_weights, cl.text_model,
+                                   (int)cl.text_layers, cl.text_random, (int)cl.proj_hidden, (int)cl.embed_dim,
+                                   (float)cl.temperature, (float)cl.lambda, (uint64_t)cl.seed);
     float *mb[CONVIRT_NSETS], *vb[CONVIRT_NSETS];
     for (int k = 0; k < CONVIRT_NSETS; k++) {
         mb[k] = xcalloc(m->sets[k]->total ? m->sets[k]->total : 1, sizeof(float));

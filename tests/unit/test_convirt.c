@@ -49,7 +49,7 @@ static convirt_model *build(const st_file *f, fixture_batch *fb) {
     const char *arch = json_string_value(json_object_get(f->metadata, "image_arch"));
     CHECK(arch);
     resnet_config icfg = resnet_config_parse(arch);
-    convirt_model *m = convirt_new(&icfg, NULL, fixture_path("models/tiny-bert"), 0, (int)f64_at(f, "cfg", 0),
+    convirt_model *m = convirt_new(&icfg, NULL, fixture_path("models/tiny-bert"), 0, 0, (int)f64_at(f, "cfg", 0),
                                    (int)f64_at(f, "cfg", 1), (float)f64_at(f, "cfg", 2), (float)f64_at(f, "cfg", 3),
                                    1);
     param_load(m->sets[0], f, "init.image_encoder.", 0);
@@ -220,6 +220,17 @@ static void test_convirt_vs_torch(void) {
     st_close(f);
 }
 
+struct load_args {
+    convirt_model *m;
+    const char *path;
+    float **mb, **vb;
+};
+static void load_mixed(void *arg) {
+    struct load_args *a = arg;
+    convirt_state st;
+    convirt_load(a->m, a->path, a->mb, a->vb, &st);
+}
+
 /* convirt_save then convirt_load gives back every tensor and counter */
 static void test_checkpoint_roundtrip(void) {
     st_file *f = st_open(fixture_path("convirt_ref.safetensors"));
@@ -273,6 +284,33 @@ static void test_checkpoint_roundtrip(void) {
     }
     for (int k = 0; k < 3; k++)
         EXPECT(!memcmp(m->bufs[k]->data, m2->bufs[k]->data, m->bufs[k]->total * sizeof(float)), "buffers %d", k);
+
+    /* A save interrupted after the state's rename: CKPT still at step 17, the
+     * state at 18, CKPT.next at 18. convirt_load takes CKPT.next. */
+    char other[640], buf[700];
+    snprintf(other, sizeof other, "%s/ck2.safetensors", unit_tmpdir());
+    convirt_state st18 = {18, 3, 44, 99};
+    *param_get(m->sets[2], "head.0.bias") += 1.0f; /* so step 18's model differs */
+    convirt_save(m, other, mb, vb, &st18);
+    size_t nb;
+    unsigned char *b = unit_slurp(other, &nb);
+    snprintf(buf, sizeof buf, "%s.next", path);
+    unit_spit(buf, b, nb);
+    free(b);
+    snprintf(buf, sizeof buf, "%s.state.safetensors", other);
+    b = unit_slurp(buf, &nb);
+    snprintf(buf, sizeof buf, "%s.state.safetensors", path);
+    unit_spit(buf, b, nb);
+    free(b);
+    convirt_load(m2, path, mb2, vb2, &st2);
+    EXPECT(st2.step == 18 && st2.pos == 44, "the interrupted save's state");
+    EXPECT(*param_get(m2->sets[2], "head.0.bias") == *param_get(m->sets[2], "head.0.bias"),
+           "the model of step 18, from CKPT.next");
+    /* without a CKPT.next of that step: refused */
+    snprintf(buf, sizeof buf, "%s.next", path);
+    unlink(buf);
+    struct load_args la = {m2, path, mb2, vb2};
+    expect_dies("mixed pair", load_mixed, &la, 2, "step 17");
     for (int k = 0; k < CONVIRT_NSETS; k++) {
         free(mb[k]);
         free(vb[k]);

@@ -9,6 +9,9 @@
 # layers of a Bio_ClinicalBERT-sized BERT: hidden 768, 12 heads, vocabulary
 # 28996). Both have MGCA's heads (2048 -> 128). Prints a table on stderr and
 # writes one JSON object per line to bench-out/vlptrain.json.
+# OpenMP threads wait passively between parallel loops (OMP_WAIT_POLICY=passive
+# unless set, for both sides): with spinning waits a step of ResNet-50 took 3x
+# as long on a busy 2-core machine (half the time in libgomp's spin loop).
 #   BENCH_VLP=0 make bench            skip this (ResNet-50 takes minutes on 2 cores)
 #   BENCH_VLP_STEPS=N                 timed steps per model (default 3, after 1 warm-up)
 set -euo pipefail
@@ -18,6 +21,7 @@ bin="$BUILD/bench/bench_vlptrain"
 [ -x "$bin" ] || { echo "bench: $bin is missing; run make bench" >&2; exit 2; }
 py=$(tests/oracle/setup-venv.sh) || { echo "bench: no Python venv for the PyTorch side" >&2; exit 2; }
 steps=${BENCH_VLP_STEPS:-3}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 mkdir -p bench-out/bert-6l
 cat >bench-out/bert-6l/config.json <<'JSON'
 {"architectures": ["BertModel"], "hidden_act": "gelu", "hidden_size": 768, "initializer_range": 0.02,

@@ -29,9 +29,18 @@ static void vmsg(const char *prefix, const char *fmt, va_list ap) {
     fprintf(stderr, "%s: %s%s\n", prog_name, prefix, buf);
 }
 
+_Thread_local struct die_trap *die_trap;
+
 void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
+    if (die_trap) {
+        struct die_trap *t = die_trap;
+        die_trap = NULL; /* a die while handling this one exits */
+        vsnprintf(t->msg, sizeof t->msg, fmt, ap);
+        va_end(ap);
+        longjmp(t->jb, 1);
+    }
     vmsg("", fmt, ap);
     va_end(ap);
     exit(EXIT_DATA);

@@ -4,6 +4,7 @@
 #ifndef SYNTHCXR_COMMON_H
 #define SYNTHCXR_COMMON_H
 
+#include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +29,18 @@ void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "prog: message" on stderr unless quiet mode is on (progress, device choice). */
 void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern int common_quiet;
+
+/* A caller that can carry on after one failed step (pairpack skips an
+ * unreadable image) points die_trap at a struct die_trap whose jb it has
+ * setjmp'ed; die() then keeps its message (without the "prog: " prefix) in
+ * msg and longjmps there instead of printing and exiting. Only for calls that
+ * free what they hold before they die (pngio_read, jpegio_read do); clear it
+ * again right after. die_usage, die_at and CHECK are never trapped. */
+struct die_trap {
+    jmp_buf jb;
+    char msg[1024];
+};
+extern _Thread_local struct die_trap *die_trap;
 
 void die_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));

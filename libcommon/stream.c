@@ -220,6 +220,7 @@ void stream_header_clear(stream_header *h) {
 const char *stream_kind_producer(const char *kind) {
     if (!strcmp(kind, "conditioning")) return "rep2lat";
     if (!strcmp(kind, "latents")) return "denoise";
+    if (!strcmp(kind, "pairs")) return "pairpack";
     return NULL;
 }
 

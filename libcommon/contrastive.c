@@ -114,27 +114,42 @@ void infonce_backward(float *dimg, float *dtxt, const float *logits, const float
 
 void retrieval_recall(double *i2t, double *t2i, const float *sim, int n, const int *ks, int nk)
 {
-    int *ri = xmalloc((size_t)n * sizeof(int)), *rt = xmalloc((size_t)n * sizeof(int));
+    /* per query: candidates scoring strictly higher than the match, and other
+     * candidates scoring exactly the same (identical reports give identical
+     * text embeddings, hence exact ties) */
+    int *hi_i = xmalloc((size_t)n * sizeof(int)), *eq_i = xmalloc((size_t)n * sizeof(int));
+    int *hi_t = xmalloc((size_t)n * sizeof(int)), *eq_t = xmalloc((size_t)n * sizeof(int));
     #pragma omp parallel for if (n > 256)
     for (int i = 0; i < n; i++) {
         float own = sim[(size_t)i * n + i];
-        int a = 0, b = 0;
+        int a = 0, ae = 0, b = 0, be = 0;
         for (int j = 0; j < n; j++) {
-            a += sim[(size_t)i * n + j] > own;   /* texts above image i's own */
-            b += sim[(size_t)j * n + i] > own;   /* images above text i's own */
+            if (j == i) continue;
+            float x = sim[(size_t)i * n + j], y = sim[(size_t)j * n + i];
+            a += x > own;   /* texts above image i's own */
+            ae += x == own;
+            b += y > own;   /* images above text i's own */
+            be += y == own;
         }
-        ri[i] = a;
-        rt[i] = b;
+        hi_i[i] = a;
+        eq_i[i] = ae;
+        hi_t[i] = b;
+        eq_t[i] = be;
     }
     for (int k = 0; k < nk; k++) {
-        int ca = 0, cb = 0;
+        double ca = 0, cb = 0;
         for (int i = 0; i < n; i++) {
-            ca += ri[i] < ks[k];
-            cb += rt[i] < ks[k];
+            /* ties broken at random, in expectation: the match lands uniformly
+             * among its eq + 1 equal places after the hi better ones */
+            double pa = (double)(ks[k] - hi_i[i]) / (eq_i[i] + 1), pb = (double)(ks[k] - hi_t[i]) / (eq_t[i] + 1);
+            ca += pa < 0 ? 0 : pa > 1 ? 1 : pa;
+            cb += pb < 0 ? 0 : pb > 1 ? 1 : pb;
         }
-        i2t[k] = n ? (double)ca / n : 0;
-        t2i[k] = n ? (double)cb / n : 0;
+        i2t[k] = n ? ca / n : 0;
+        t2i[k] = n ? cb / n : 0;
     }
-    free(ri);
-    free(rt);
+    free(hi_i);
+    free(eq_i);
+    free(hi_t);
+    free(eq_t);
 }

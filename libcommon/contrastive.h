@@ -30,8 +30,10 @@ void infonce_backward(float *dimg, float *dtxt, const float *logits, const float
 
 /* Retrieval over a similarity matrix sim [n, n] (row i: image i against every
  * text; pair i is the match): i2t[k] = fraction of images whose own text ranks
- * within the top ks[k] of its row, t2i[k] likewise down the columns. A rank
- * counts the candidates with a strictly higher score, so ties favour the match. */
+ * within the top ks[k] of its row, t2i[k] likewise down the columns. Exact
+ * ties (identical reports have identical embeddings) are broken at random in
+ * expectation: a match with h candidates above it and e others equal to it
+ * counts clamp((K - h) / (e + 1), 0, 1). So random scores give K/n. */
 void retrieval_recall(double *i2t, double *t2i, const float *sim, int n, const int *ks, int nk);
 
 #endif

@@ -124,6 +124,21 @@ static void test_recall(void) {
                f64_at(f, "recall.t2i", k));
     }
     EXPECT(i2t[0] < i2t[1] && i2t[1] <= i2t[2] && i2t[0] > 0 && i2t[2] < 1, "the case is not degenerate");
+    /* ties: 4 identical texts (columns 0..3 equal), and a column above all */
+    float tie[16] = {5, 5, 5, 5,  /* image 0: its text ties with texts 1..3 */
+                     1, 2, 1, 1,  /* image 1: its own is the best */
+                     3, 3, 3, 3,  /* image 2: all four equal */
+                     0, 0, 0, 0}; /* image 3: all equal */
+    int k2[2] = {1, 2};
+    double a[2], b[2];
+    retrieval_recall(a, b, tie, 4, k2, 2);
+    /* i2t@1: image 0: 1/4, image 1: 1, image 2: 1/4, image 3: 1/4 -> 1.75/4 */
+    EXPECT(fabs(a[0] - 1.75 / 4) < 1e-12, "i2t@1 with ties %.4f", a[0]);
+    EXPECT(fabs(a[1] - 2.5 / 4) < 1e-12, "i2t@2 with ties %.4f", a[1]); /* 2/4 + 1 + 2/4 + 2/4 */
+    /* t2i@1, column j against its diagonal: col 0 (5 vs 1,3,0): 1; col 1 (2 vs
+     * 5,3,0): one above -> 0; col 2 (3 vs 5,1,0): one above -> 0; col 3 (0 vs
+     * 5,1,3): 0 */
+    EXPECT(fabs(b[0] - 1.0 / 4) < 1e-12, "t2i@1 with ties %.4f", b[0]);
     free(sim);
     st_close(f);
 }

@@ -225,24 +225,34 @@ static void col2im_range(float *x, const float *dcol, int64_t ld, const conv2d_d
     }
 }
 
-/* im2col_range / col2im_range split over input channels for the threads: the
- * rows of one channel read (write) that channel of x only. */
-static void im2col_par(float *col, int64_t ld, const float *x, const conv2d_dims *d, int64_t p0, int np,
-                       int out_w) {
-    conv2d_dims d1 = *d;
-    d1.in_ch = 1;
-    const int64_t kk = d->k_h * d->k_w, hw = (int64_t)d->in_h * d->in_w;
-#pragma omp parallel for schedule(static) if (d->in_ch * kk * np > 32768)
-    for (int c = 0; c < d->in_ch; c++) im2col_range(col + c * kk * ld, ld, x + c * hw, &d1, p0, np, out_w);
+/* The (image, pixel) columns q0 .. q0+nq-1 of a backward tile: image b holds
+ * its pixels pa .. pb-1, at tile column b*plane + pa - q0. */
+static void tile_segment(int b, int b_first, int b_last, int64_t q0, int nq, int64_t plane, int64_t *pa,
+                         int64_t *pb) {
+    *pa = b == b_first ? q0 - (int64_t)b * plane : 0;
+    *pb = b == b_last ? q0 + nq - (int64_t)b * plane : plane;
 }
 
-static void col2im_par(float *x, const float *dcol, int64_t ld, const conv2d_dims *d, int64_t p0, int np,
-                       int out_w) {
+/* dx == NULL: col [K, nq] = im2col of the tile's columns of x (the input);
+ * else dx (the input gradient) += col2im of col. One thread team per tile,
+ * split over input channels: the rows of one channel read (write) that
+ * channel only. */
+static void tile_im2col(float *col, const float *x, float *dx, const conv2d_dims *d, int64_t q0, int nq,
+                        int64_t plane, int out_w) {
     conv2d_dims d1 = *d;
     d1.in_ch = 1;
-    const int64_t kk = d->k_h * d->k_w, hw = (int64_t)d->in_h * d->in_w;
-#pragma omp parallel for schedule(static) if (d->in_ch * kk * np > 32768)
-    for (int c = 0; c < d->in_ch; c++) col2im_range(x + c * hw, dcol + c * kk * ld, ld, &d1, p0, np, out_w);
+    const int64_t kk = d->k_h * d->k_w, hw = (int64_t)d->in_h * d->in_w, in_img = d->in_ch * hw;
+    const int b_first = (int)(q0 / plane), b_last = (int)((q0 + nq - 1) / plane);
+#pragma omp parallel for schedule(static) if (d->in_ch * kk * nq > 32768)
+    for (int c = 0; c < d->in_ch; c++)
+        for (int b = b_first; b <= b_last; b++) {
+            int64_t pa, pb;
+            tile_segment(b, b_first, b_last, q0, nq, plane, &pa, &pb);
+            float *cc = col + c * kk * nq + ((int64_t)b * plane + pa - q0);
+            const int64_t off = b * in_img + c * hw;
+            if (dx) col2im_range(dx + off, cc, nq, &d1, pa, (int)(pb - pa), out_w);
+            else im2col_range(cc, nq, x + off, &d1, pa, (int)(pb - pa), out_w);
+        }
 }
 
 /* Scratch budget of the backward (im2col tile + gathered dout tile); tiles
@@ -259,7 +269,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
     const int out_h = conv2d_out_h(d), out_w = conv2d_out_w(d);
     const int O = d->out_ch, K = d->in_ch * d->k_h * d->k_w;
     const int64_t plane = (int64_t)out_h * out_w, total = plane * d->batch;
-    const int64_t in_img = (int64_t)d->in_ch * d->in_h * d->in_w, out_img = (int64_t)O * plane;
+    const int64_t out_img = (int64_t)O * plane;
 
     if (dbias) {
 #pragma omp parallel for schedule(static) if (total * O > 65536)
@@ -290,30 +300,20 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
 #pragma omp parallel for schedule(static) if ((int64_t)O * nq > 65536)
         for (int o = 0; o < O; o++)
             for (int b = b_first; b <= b_last; b++) {
-                int64_t pa = b == b_first ? q0 - (int64_t)b * plane : 0;
-                int64_t pb = b == b_last ? q0 + nq - (int64_t)b * plane : plane;
+                int64_t pa, pb;
+                tile_segment(b, b_first, b_last, q0, nq, plane, &pa, &pb);
                 memcpy(dy + (int64_t)o * nq + ((int64_t)b * plane + pa - q0),
                        dout + b * out_img + (int64_t)o * plane + pa, sizeof(float) * (size_t)(pb - pa));
             }
         if (dweight) {
-            for (int b = b_first; b <= b_last; b++) {
-                int64_t pa = b == b_first ? q0 - (int64_t)b * plane : 0;
-                int64_t pb = b == b_last ? q0 + nq - (int64_t)b * plane : plane;
-                im2col_par(col + ((int64_t)b * plane + pa - q0), nq, inp + b * in_img, d, pa, (int)(pb - pa),
-                           out_w);
-            }
+            tile_im2col(col, inp, NULL, d, q0, nq, plane, out_w);
             /* dweight [O, K] += dy [O, nq] @ col^T [nq, K] */
             gemm_f32(0, 1, O, K, nq, 1.0f, dy, nq, col, nq, 1.0f, dweight, K);
         }
         if (dinp) {
             /* dcol [K, nq] = weight^T [K, O] @ dy [O, nq], then back onto the images */
             gemm_f32(1, 0, K, nq, O, 1.0f, weight, K, dy, nq, 0.0f, col, nq);
-            for (int b = b_first; b <= b_last; b++) {
-                int64_t pa = b == b_first ? q0 - (int64_t)b * plane : 0;
-                int64_t pb = b == b_last ? q0 + nq - (int64_t)b * plane : plane;
-                col2im_par(dinp + b * in_img, col + ((int64_t)b * plane + pa - q0), nq, d, pa, (int)(pb - pa),
-                           out_w);
-            }
+            tile_im2col(col, NULL, dinp, d, q0, nq, plane, out_w);
         }
     }
     free(col);

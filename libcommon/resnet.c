@@ -155,7 +155,7 @@ static void walk(resnet *m, int bind) {
                     reg_bn(m, N("downsample.1"), out);
                 }
             } else {
-                resnet_block *b = &m->blocks[bi];
+                resnet_bottleneck *b = &m->blocks[bi];
                 b->in_ch = inplanes, b->width = width, b->out_ch = out, b->stride = stride;
                 bind_conv(m, &b->conv1, N("conv1"), inplanes, width, 1, 1, 0);
                 bind_bn(m, &b->bn1, N("bn1"), width);
@@ -253,10 +253,10 @@ void resnet_cache_alloc(resnet_cache *c, const resnet *m, int batch, int h, int 
     const size_t B = (size_t)batch;
     size_t stem = (size_t)m->cfg.stem_width * c->stem_h * c->stem_w;
     size_t pool = (size_t)m->cfg.stem_width * c->pool_h * c->pool_w;
-    size_t maxact = stem, maxio = pool, total = 0;
+    size_t maxact = stem, total = 0; /* maxact: the largest activation of one image */
     int hh = c->pool_h, ww = c->pool_w;
     for (int i = 0; i < m->nblocks; i++) {
-        const resnet_block *b = &m->blocks[i];
+        const resnet_bottleneck *b = &m->blocks[i];
         resnet_cache_block *cb = &c->blocks[i];
         cb->in_h = hh, cb->in_w = ww;
         cb->out_h = out_size(hh, 3, b->stride, 1), cb->out_w = out_size(ww, 3, b->stride, 1);
@@ -265,7 +265,6 @@ void resnet_cache_alloc(resnet_cache *c, const resnet *m, int batch, int h, int 
         size_t out = (size_t)b->out_ch * cb->out_h * cb->out_w;
         if (in1 > maxact) maxact = in1;
         if (out > maxact) maxact = out;
-        if (out > maxio) maxio = out;
         if (train) total += 2 * in1 + 2 * mid + (b->down.w ? 3 : 2) * out + 4 * (size_t)(b->width + b->out_ch);
         hh = cb->out_h, ww = cb->out_w;
     }
@@ -290,7 +289,7 @@ void resnet_cache_alloc(resnet_cache *c, const resnet *m, int batch, int h, int 
         c->stem_c = TAKE(B * stem), c->stem_a = TAKE(B * stem), c->stem_pool = TAKE(B * pool);
         c->stem_stats = TAKE(2 * m->cfg.stem_width);
         for (int i = 0; i < m->nblocks; i++) {
-            const resnet_block *b = &m->blocks[i];
+            const resnet_bottleneck *b = &m->blocks[i];
             resnet_cache_block *cb = &c->blocks[i];
             size_t in1 = B * b->width * cb->in_h * cb->in_w, mid = B * b->width * cb->out_h * cb->out_w;
             size_t out = B * b->out_ch * cb->out_h * cb->out_w;
@@ -360,7 +359,7 @@ void resnet_forward(float *feat, resnet *m, resnet_cache *c, const float *inp, i
                       &(pool2d_dims){batch, C0, c->stem_h, c->stem_w, 3, 3, 2, 2, 1, 1});
     const float *x = c->stem_pool;
     for (int i = 0; i < m->nblocks; i++) {
-        resnet_block *b = &m->blocks[i];
+        resnet_bottleneck *b = &m->blocks[i];
         resnet_cache_block *cb = &c->blocks[i];
         const int hw_in = cb->in_h * cb->in_w, hw = cb->out_h * cb->out_w;
         float *st = cb->stats; /* bn1, bn2, bn3, down_bn: (mean, rstd) each, only in train caches */
@@ -422,15 +421,26 @@ static void relu_bwd(float *dinp, const float *dout, const float *out, size_t n)
 }
 
 void resnet_backward(float *dinp, resnet *m, resnet_cache *c, const float *dfeat, const float *inp) {
+    resnet_backward_layer3(dinp, m, c, dfeat, NULL, inp);
+}
+
+void resnet_backward_layer3(float *dinp, resnet *m, resnet_cache *c, const float *dfeat, const float *dlayer3,
+                            const float *inp) {
     if (!c->train || !c->last_train) die("resnet_backward: the last forward was not in training mode");
     const int batch = c->last_batch;
     float *gout = c->g[0], *gin = c->g[1], *s1 = c->g[2], *s2 = c->g[3];
     const resnet_cache_block *last = &c->blocks[m->nblocks - 1];
     zero(gout, (size_t)batch * m->feat_dim * last->out_h * last->out_w);
-    global_avgpool_backward(gout, dfeat, batch, m->feat_dim, last->out_h, last->out_w);
+    if (dfeat) global_avgpool_backward(gout, dfeat, batch, m->feat_dim, last->out_h, last->out_w);
+    const int l3 = m->stage_end[2] - 1;
     for (int i = m->nblocks - 1; i >= 0; i--) {
-        resnet_block *b = &m->blocks[i];
+        resnet_bottleneck *b = &m->blocks[i];
         const resnet_cache_block *cb = &c->blocks[i];
+        if (i == l3 && dlayer3) { /* gout is d(layer3's output) here */
+            const size_t n3 = (size_t)batch * c->layer3_ch * c->layer3_h * c->layer3_w;
+#pragma omp parallel for simd schedule(static) if (n3 > 65536)
+            for (size_t j = 0; j < n3; j++) gout[j] += dlayer3[j];
+        }
         const float *x = i ? c->blocks[i - 1].out : c->stem_pool;
         const int hw_in = cb->in_h * cb->in_w, hw = cb->out_h * cb->out_w;
         const float *st = cb->stats;

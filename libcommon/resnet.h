@@ -47,11 +47,11 @@ typedef struct resnet_bn {
     float *num_batches_tracked;             /* [1] buffer (int64 in the state dict) */
 } resnet_bn;
 
-typedef struct resnet_block {
+typedef struct resnet_bottleneck {
     int in_ch, width, out_ch, stride;
     resnet_conv conv1, conv2, conv3, down;  /* down.w == NULL: identity shortcut */
     resnet_bn bn1, bn2, bn3, down_bn;
-} resnet_block;
+} resnet_bottleneck;
 
 typedef struct resnet {
     resnet_config cfg;
@@ -60,7 +60,7 @@ typedef struct resnet {
     resnet_conv conv1;
     resnet_bn bn1;
     int nblocks;
-    resnet_block *blocks; /* layer1.0, layer1.1, ..., layer4.x */
+    resnet_bottleneck *blocks; /* layer1.0, layer1.1, ..., layer4.x */
     int stage_end[4];     /* index one past the last block of each stage */
     int feat_dim;         /* planes * 8 * 4 */
     float momentum, eps;  /* BatchNorm2d defaults 0.1, 1e-5 */
@@ -120,5 +120,10 @@ void resnet_forward(float *feat, resnet *m, resnet_cache *c, const float *inp, i
  * gradient, or NULL to skip conv1's input gradient (it is never needed in
  * pre-training). */
 void resnet_backward(float *dinp, resnet *m, resnet_cache *c, const float *dfeat, const float *inp);
+/* The same with a gradient into layer3's output as well (GLoRIA's local
+ * features): dlayer3 [batch, layer3_ch, layer3_h, layer3_w] or NULL; dfeat
+ * may be NULL (no global term). */
+void resnet_backward_layer3(float *dinp, resnet *m, resnet_cache *c, const float *dfeat, const float *dlayer3,
+                            const float *inp);
 
 #endif

@@ -8,7 +8,8 @@ Computed in float64 from the float32 weights and input (rounded once to float32)
 float32 torch is checked against it. Writes tests/fixtures/resnet.safetensors:
 init.<name> (the state dict before the step, plus an fc.weight that the loader
 must ignore), x, dfeat, train_feat, train_layer3, grad.<name>, grad_x, after.<buffer>,
-eval_feat, eval_layer3."""
+eval_feat, eval_layer3; and grad2.<name>, the parameter gradients of a second
+step whose loss also has sum(dlayer3 * layer3 output)."""
 import copy
 import json
 
@@ -23,10 +24,11 @@ model = TinyResNet(CFG["layers"], CFG["stem_width"], CFG["planes"], CFG["width_p
 randomise_bn(model)
 x = torch.randn(2, 3, 48, 40)
 dfeat = torch.randn(2, 128)
+dlayer3 = torch.randn(2, 64, 3, 3) * 0.1
 
 t = {"init." + k: v.clone() for k, v in model.state_dict().items()}
 t["init.fc.weight"] = torch.randn(3, 128)  # a classifier head the encoder must skip
-t["x"], t["dfeat"] = x, dfeat
+t["x"], t["dfeat"], t["dlayer3"] = x, dfeat, dlayer3
 
 
 def run(m, dt):
@@ -34,7 +36,7 @@ def run(m, dt):
     feats = {}
     m.layer3.register_forward_hook(lambda mod, i, o: feats.__setitem__("layer3", o.detach().clone()))
     m.train()
-    xi = x.to(dt).requires_grad_(True)
+    xi = x.to(dt).clone().requires_grad_(True)
     f = m(xi)
     f.backward(dfeat.to(dt))
     r = {"train_feat": f.detach(), "train_layer3": feats["layer3"], "grad_x": xi.grad}
@@ -46,6 +48,15 @@ def run(m, dt):
     with torch.no_grad():
         r["eval_feat"] = m(x.to(dt))
     r["eval_layer3"] = feats["layer3"]
+    # a gradient into layer3's output too (GLoRIA's local features)
+    m = copy.deepcopy(model).to(dt)
+    live = {}
+    m.layer3.register_forward_hook(lambda mod, i, o: live.__setitem__("layer3", o))
+    m.train()
+    f = m(x.to(dt))
+    ((f * dfeat.to(dt)).sum() + (live["layer3"] * dlayer3.to(dt)).sum()).backward()
+    for k, p in m.named_parameters():
+        r["grad2." + k] = p.grad
     return r
 
 

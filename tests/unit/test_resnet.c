@@ -2,7 +2,7 @@
  * against torch (tests/oracle/make_resnet.py: a tiny torchvision ResNet,
  * layers [2,1,1,1], stem 8, planes 4, batch 2 of 3x48x40, float64 references):
  * training-mode features and layer3 output, every parameter gradient and the
- * input gradient for a random dfeat, running statistics and num_batches_tracked
+ * input gradient for a random dfeat (and with a gradient into layer3 too), running statistics and num_batches_tracked
  * after the step, eval-mode features and layer3 (eval cache and train cache);
  * finite differences of a few parameters; ResNet-50's names and sizes against
  * torchvision's; the config strings; loader errors. */
@@ -130,6 +130,20 @@ static void test_train_step(void) {
     resnet_backward(NULL, &m, &c, dfeat, x);
     for (size_t i = 0; i < m.params.total; i++) g1[i] *= 2;
     EXPECT(expect_close("grads accumulate (twice = 2x)", m.params.grad, g1, m.params.total, 1e-6), "accumulate");
+
+    /* a gradient into layer3's output as well (same forward) */
+    float *dl3 = fixture("dlayer3", (size_t)B * c.layer3_ch * c.layer3_h * c.layer3_w);
+    param_zero_grad(&m.params);
+    resnet_backward_layer3(NULL, &m, &c, dfeat, dl3, x);
+    bad = 0;
+    for (int i = 0; i < m.params.n; i++) {
+        const param_entry *e = &m.params.e[i];
+        char key[PARAM_NAME_MAX + 8];
+        snprintf(key, sizeof key, "grad2.%s", e->name);
+        bad += !expect_close_fixture(fx, key, m.params.grad + e->offset, e->numel, 1e-4);
+    }
+    EXPECT(bad == 0, "with dlayer3: %d of %d parameter gradients differ", bad, m.params.n);
+    free(dl3);
 
     /* eval mode, with the train cache (running statistics after the step) */
     resnet_forward(feat, &m, &c, x, B, 0);

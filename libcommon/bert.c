@@ -36,6 +36,9 @@ void bert_config_read(bert_config *cfg, const json_t *config, int keep_layers, c
     cfg->pad_id = (int)json_get_int(config, "pad_token_id", 0, what);
     cfg->eps = (float)json_get_num(config, "layer_norm_eps", 1e-12, what);
     cfg->init_range = (float)json_get_num(config, "initializer_range", 0.02, what);
+    /* RoBERTa and the like share the field names but not the positions */
+    const char *type = json_get_str(config, "model_type", "bert", what);
+    if (strcmp(type, "bert")) die("%s: model_type \"%s\" is not supported (only \"bert\")", what, type);
     const char *act = json_get_str(config, "hidden_act", "gelu", what);
     if (strcmp(act, "gelu"))
         die("%s: hidden_act \"%s\" is not supported (only \"gelu\", the exact erf GELU of BERT)", what, act);

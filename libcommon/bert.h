@@ -14,7 +14,15 @@
  * state-dict names (embeddings.word_embeddings.weight, ...,
  * encoder.layer.0.attention.self.query.weight, ...). Loaded from an HF folder
  * (config.json + model.safetensors), or initialised at random as HF does.
- * Activations for one (batch, T) are kept in a bert_cache allocated once. */
+ * Activations for one (batch, T) are kept in a bert_cache allocated once.
+ *
+ * In a training step (vlptrain):
+ *   bert_model *m = bert_load(dir, 6);               (or bert_new + bert_init_random)
+ *   bert_cache *c = bert_cache_new(m, B, 112);
+ *   const float *h = bert_forward(m, c, ids, mask, B, 112);  [CLS] of row b: h + b*112*H
+ *   dh = zeros [B, 112, H]; dh[b*112*H .. +H] = d loss / d CLS_b; bert_backward(m, c, dh);
+ *   checkpoint: param_list_append(&m->params, m->params.data, "text_encoder.", ...),
+ *   metadata "text_config" = bert_config_text(m); reload with param_load(.., "text_encoder.", 0). */
 #ifndef SYNTHCXR_BERT_H
 #define SYNTHCXR_BERT_H
 
@@ -97,7 +105,8 @@ typedef struct bert_cache {
  * keep_layers layers (MGCA's 6 of Bio_ClinicalBERT's 12; more than the config
  * has dies). Dies naming `what` for an unsupported setting: hidden_act other
  * than "gelu", position_embedding_type other than "absolute", a decoder or
- * cross-attention config, or sizes that do not fit. */
+ * cross-attention config, a model_type other than "bert" (RoBERTa shares the
+ * field names, not the positions), or sizes that do not fit. */
 void bert_config_read(bert_config *cfg, const json_t *config, int keep_layers, const char *what);
 
 /* A model with its parameters registered and allocated (zero) for cfg. The

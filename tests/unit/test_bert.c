@@ -346,6 +346,8 @@ static void test_errors(void) {
     const char *relu[2] = {"hidden_act", "relu"}, *rel[2] = {"position_embedding_type", "relative_key"};
     expect_dies("relu", new_with, relu, 2, "cfg.json: hidden_act \"relu\" is not supported");
     expect_dies("relative positions", new_with, rel, 2, "position_embedding_type \"relative_key\"");
+    const char *roberta[2] = {"model_type", "roberta"};
+    expect_dies("roberta", new_with, roberta, 2, "model_type \"roberta\" is not supported");
     expect_dies("keep 3 of 2 layers", new_keep3, NULL, 2, "cannot keep 3 layers of a model with num_hidden_layers 2");
     char *bin = xasprintf("%s/binonly", unit_tmpdir());
     CHECK(mkdir(bin, 0755) == 0 || errno == EEXIST);

@@ -322,8 +322,38 @@ static void test_checkpoint_roundtrip(void) {
     st_close(f);
 }
 
+/* --image-weights: a torchvision state dict (plain names, with an fc to ignore)
+ * replaces the random image encoder, parameters and BN buffers alike */
+static void test_image_weights(void) {
+    st_file *f = st_open(fixture_path("convirt_ref.safetensors"));
+    static fixture_batch fb;
+    convirt_model *a = build(f, &fb); /* image encoder from the oracle's init */
+    char path[600];
+    snprintf(path, sizeof path, "%s/tv.safetensors", unit_tmpdir());
+    char **names = NULL;
+    const tensor **ts = NULL;
+    int n = param_list_append(a->sets[0], a->sets[0]->data, "", 0, &names, &ts);
+    n = param_list_append(a->bufs[0], a->bufs[0]->data, "", n, &names, &ts);
+    names = xrealloc(names, (size_t)(n + 1) * sizeof *names);
+    ts = xrealloc(ts, (size_t)(n + 1) * sizeof *ts);
+    names[n] = xstrdup("fc.weight");
+    ts[n++] = tensor_new_f32(2, (int64_t[]){10, a->img.feat_dim});
+    memset(((tensor *)ts[n - 1])->data, 0, sizeof(float) * 10 * (size_t)a->img.feat_dim);
+    st_write(path, n, (const char *const *)names, (const tensor *const *)ts, NULL);
+    param_list_free(n, names, ts);
+    const char *arch = json_string_value(json_object_get(f->metadata, "image_arch"));
+    resnet_config icfg = resnet_config_parse(arch);
+    convirt_model *b = convirt_new(&icfg, path, fixture_path("models/tiny-bert"), 0, 0, 8, 4, 0.07f, 0.5f, 77);
+    EXPECT(!memcmp(a->sets[0]->data, b->sets[0]->data, a->sets[0]->total * sizeof(float)), "image parameters loaded");
+    EXPECT(!memcmp(a->bufs[0]->data, b->bufs[0]->data, a->bufs[0]->total * sizeof(float)), "BN buffers loaded");
+    convirt_free(a);
+    convirt_free(b);
+    st_close(f);
+}
+
 int main(void) {
     RUN(test_convirt_vs_torch);
+    RUN(test_image_weights);
     RUN(test_checkpoint_roundtrip);
     return unit_done();
 }

@@ -7,7 +7,12 @@ diffusers initialises to ones and zeros, so a mixed-up scale or bias shows):
   tiny-sd2: block_out_channels (16, 16, 32, 32), layers_per_block 2, 8 groups (scale 8, as SD)
 both latent_channels 4, scaling_factor 0.18215 (as SD 1.x and SD 2.x).
 Each is saved with save_pretrained into tests/fixtures/models/<name>/vae/
-(the other parts of those folders come from other oracle scripts).
+(the other parts of those folders come from other oracle scripts), without
+the encoder's weights (encoder.*, quant_conv.*): the C code only decodes, and
+they would be half the file. The encoder is still built and randomised here
+first, so the decoder's weights are what they were with it; diffusers loads
+the folder with a warning that the encoder is uninitialised (make_e2e.py only
+decodes).
 conv_out is rescaled so that decoded images are mostly inside [-1, 1], so
 that the PNG comparison tests rounding rather than clamping.
 
@@ -35,6 +40,8 @@ import torch
 from diffusers import AutoencoderKL
 from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from oracle_util import FIXTURES, save
 
@@ -70,6 +77,11 @@ def build(name, cfg):
     vae.eval()
     out = os.path.join(FIXTURES, "models", f"tiny-{name}", "vae")
     vae.save_pretrained(out, safe_serialization=True)
+    path = os.path.join(out, "diffusion_pytorch_model.safetensors")
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+        keep = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(("encoder.", "quant_conv."))}
+    save_file(keep, path, metadata=meta)
     print(f"wrote {os.path.relpath(out)} ({os.path.getsize(os.path.join(out, 'diffusion_pytorch_model.safetensors'))} bytes)")
     return vae
 

@@ -17,10 +17,11 @@ diffusers zero-initialises nothing in this UNet by default, but its inits leave
 norms at 1/0 and biases at 0; every parameter is redrawn here (weights ~
 N(0, 1/fan_in), biases and norm offsets ~ N(0, 0.1^2), norm scales 1 + N(0, 0.1^2))
 so that each one reaches the output and a wrong name or layout shows.
-deep and misc store their weights as float16 (half the bytes; the loader widens
+All four store their weights as float16 (half the bytes; the C loader widens
 them to f32 as for an fp16 checkpoint): the weights are rounded to float16
 values before the reference outputs are computed in float32, so the reference
-is exact for the stored weights.
+is exact for the stored weights (and diffusers, loading them into a float32
+model, gets the same values).
 Writes tests/fixtures/unet_ref.safetensors: <cfg>.<case>.{sample,t,enc,out}."""
 import json
 import os
@@ -64,7 +65,7 @@ CONFIGS = {
         conv_out_kernel=1, use_linear_projection=True,
     ),
 }
-HALF = ("deep", "misc")  # stored as float16 (see the module comment)
+HALF = ("sd1", "sd2", "deep", "misc")  # stored as float16 (see the module comment)
 FOLDERS = {
     "sd1": "models/tiny-sd1/unet",
     "sd2": "models/tiny-sd2/unet",

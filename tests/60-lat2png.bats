@@ -10,7 +10,7 @@ REF="$FIXTURES/vae_ref.safetensors"
 SD2="$FIXTURES/models/tiny-sd2"
 
 
-# stream FILE [mklatents options]: a latents stream of the 128x128 PNG fixture.
+# stream FILE [mklatents options]: a latents stream of the 64x64 PNG fixture.
 stream() {
   local f=$1; shift
   mklatents --model-path "$SD2" "$@" "$REF" png.lat >"$f"
@@ -39,7 +39,7 @@ no_files() {
   assert_equal "$stderr" ""
   assert_output "{\"id\": \"p10_s5\", \"path\": \"$TMP/png/p10_s5.png\", \"text\": \"Report p10_s5: small left pleural effusion, no pneumothorax.\", \"model\": \"tiny-sd2\", \"seed\": 1000, \"scheduler\": \"ddim\", \"steps\": 4, \"guidance\": 7.5}"
   run -0 pngref info "$TMP/png/p10_s5.png"
-  assert_output "128x128 c=3 bits=8"
+  assert_output "64x64 c=3 bits=8"
   pixels_match "$TMP/png/p10_s5.png" png.rgb8
   run -0 pngref text "$TMP/png/p10_s5.png"
   assert_line "id=p10_s5"
@@ -63,7 +63,7 @@ no_files() {
   stream "$TMP/s.cxr"
   run -0 --separate-stderr lat2png -q --gray -o "$TMP/g" "$TMP/s.cxr"
   run -0 pngref info "$TMP/g/r1.png"
-  assert_output "128x128 c=1 bits=8"
+  assert_output "64x64 c=1 bits=8"
   pixels_match "$TMP/g/r1.png" png.gray8
 }
 
@@ -73,13 +73,13 @@ no_files() {
   stream "$TMP/s.cxr"
   run -0 --separate-stderr lat2png -q --depth 16 -o "$TMP/d" "$TMP/s.cxr"
   run -0 pngref info "$TMP/d/r1.png"
-  assert_output "128x128 c=3 bits=16"
+  assert_output "64x64 c=3 bits=16"
   run -0 pngref cmp "$TMP/d/r1.png" "$REF" png.rgb16 1
   echo "# rgb16: $output" >&3
   [[ $output =~ differ\ ([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -le 983 ]    # <= 2 % of 49152
   run -0 --separate-stderr lat2png -q --depth 16 --gray --force -o "$TMP/d" "$TMP/s.cxr"
   run -0 pngref info "$TMP/d/r1.png"
-  assert_output "128x128 c=1 bits=16"
+  assert_output "64x64 c=1 bits=16"
   run -0 pngref cmp "$TMP/d/r1.png" "$REF" png.gray16 1
   echo "# gray16: $output" >&3
   [[ $output =~ differ\ ([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -le 327 ]    # <= 2 % of 16384
@@ -160,7 +160,7 @@ no_files() {
   stream "$TMP/c.cxr" --channels 3
   run -2 --separate-stderr lat2png -q -o "$TMP/o" "$TMP/c.cxr"
   assert_output ""
-  stderr_has 'record 1 (id "r1"): tensor "latents" [3, 16, 16] has 3 channels, but the VAE of'
+  stderr_has 'record 1 (id "r1"): tensor "latents" [3, 8, 8] has 3 channels, but the VAE of'
   stderr_has "takes 4"
   no_files "$TMP/o"
   stream "$TMP/n.cxr" --name cond

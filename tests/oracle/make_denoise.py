@@ -50,7 +50,8 @@ def main():
     cases = []
     states = {}
     for model in ["tiny-sd1", "tiny-sd2"]:
-        unet = UNet2DConditionModel.from_pretrained(os.path.join(FIXTURES, "models", model, "unet")).eval()
+        unet = UNet2DConditionModel.from_pretrained(os.path.join(FIXTURES, "models", model, "unet"),
+                                                    torch_dtype=torch.float32).eval()
         D = unet.config.cross_attention_dim
         states[model] = (unet, torch.randn(77, D), torch.randn(len(SEEDS), 77, D))
         tensors[f"{model}.uncond"] = states[model][1]

@@ -47,14 +47,18 @@ for ta in (0, 1):
 t["gemm_t00.ab"] = alpha * torch.matmul(t["gemm_t00.a"][:, :k], t["gemm_t00.b"][:, :n])
 
 
-def batched(name, batch, m, n, k, ta, tb, alpha, beta, gap):
-    """Matrices batch-strided with `gap` unused floats between them."""
+def batched(name, batch, m, n, k, ta, tb, alpha, beta, gap, half=False):
+    """Matrices batch-strided with `gap` unused floats between them. half: the
+    inputs are stored as float16 (to keep the fixture small) and the reference
+    is computed from exactly those rounded values; the C test widens them."""
     a_rows, a_cols = (k, m) if ta else (m, k)
     b_rows, b_cols = (n, k) if tb else (k, n)
     sa, sb, sc = a_rows * a_cols + gap, b_rows * b_cols + gap, m * n + gap
     a = torch.randn(batch * sa)
     b = torch.randn(batch * sb)
     c = torch.randn(batch * sc)
+    if half:
+        a, b, c = a.half().float(), b.half().float(), c.half().float()
     out = c.clone()
     for i in range(batch):
         A = a[i * sa:i * sa + a_rows * a_cols].view(a_rows, a_cols)
@@ -64,13 +68,18 @@ def batched(name, batch, m, n, k, ta, tb, alpha, beta, gap):
         if beta != 0:
             res = res + beta * C
         out[i * sc:i * sc + m * n] = res.reshape(-1)
-    t[name + ".a"], t[name + ".b"], t[name + ".c_in"], t[name + ".c_out"] = a, b, c, out
+    if half:
+        t[name + ".a"], t[name + ".b"], t[name + ".c_in"] = a.half(), b.half(), c.half()
+    else:
+        t[name + ".a"], t[name + ".b"], t[name + ".c_in"] = a, b, c
+    t[name + ".c_out"] = out
     t[name + ".dims"] = torch.tensor([batch, m, n, k, ta, tb, sa, sb, sc], dtype=torch.int32)
     t[name + ".alpha_beta"] = torch.tensor([alpha, beta])
 
 
 batched("bgemm_small", 5, 17, 23, 19, 0, 1, 1.3, 0.5, 7)     # many small: one matrix per thread
-batched("bgemm_large", 3, 130, 131, 129, 1, 0, 0.9, 0.0, 3)  # large: 2 one per thread, 1 on all threads
+# large (m n k >= 2^21, gemm.c's GEMM_SMALL_WORK): 2 one per thread, 1 on all threads
+batched("bgemm_large", 3, 130, 131, 129, 1, 0, 0.9, 0.0, 3, half=True)
 
 # Linear (torch.nn.Linear): out = x @ W^T + b.
 x = torch.randn(7, 29)
@@ -89,7 +98,7 @@ convs = [
     ("conv_1x1_nobias", 1, 24, 7, 5, 16, 1, 1, 0, False),
     ("conv_1x1_s2", 1, 16, 14, 14, 32, 1, 2, 0, False),   # ResNet projection shortcut
     ("conv_7x7_s2", 1, 3, 33, 30, 16, 7, 2, 3, False),    # ResNet stem
-    ("conv_tiled", 1, 32, 40, 36, 24, 3, 1, 1, True),     # test_conv2d runs it in many tiles
+    ("conv_tiled", 1, 16, 20, 18, 24, 3, 1, 1, True),     # test_conv2d runs it in many tiles
 ]
 for name, bsz, cin, h, wd, cout, kk, s, p, has_bias in convs:
     x = torch.randn(bsz, cin, h, wd)

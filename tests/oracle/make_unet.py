@@ -17,6 +17,11 @@ diffusers zero-initialises nothing in this UNet by default, but its inits leave
 norms at 1/0 and biases at 0; every parameter is redrawn here (weights ~
 N(0, 1/fan_in), biases and norm offsets ~ N(0, 0.1^2), norm scales 1 + N(0, 0.1^2))
 so that each one reaches the output and a wrong name or layout shows.
+All four store their weights as float16 (half the bytes; the C loader widens
+them to f32 as for an fp16 checkpoint): the weights are rounded to float16
+values before the reference outputs are computed in float32, so the reference
+is exact for the stored weights (and diffusers, loading them into a float32
+model, gets the same values).
 Writes tests/fixtures/unet_ref.safetensors: <cfg>.<case>.{sample,t,enc,out}."""
 import json
 import os
@@ -60,6 +65,7 @@ CONFIGS = {
         conv_out_kernel=1, use_linear_projection=True,
     ),
 }
+HALF = ("sd1", "sd2", "deep", "misc")  # stored as float16 (see the module comment)
 FOLDERS = {
     "sd1": "models/tiny-sd1/unet",
     "sd2": "models/tiny-sd2/unet",
@@ -102,8 +108,16 @@ def main():
         model = UNet2DConditionModel(**kw).eval()
         reinit(model, gen)
         folder = os.path.join(FIXTURES, FOLDERS[cfg])
-        # misc is written in shards, to exercise the shard index
-        model.save_pretrained(folder, safe_serialization=True, max_shard_size="150KB" if cfg == "misc" else "10GB")
+        half = cfg in HALF
+        if half:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.copy_(p.half().float())
+            model.half()
+        # misc is written in shards (three), to exercise the shard index
+        model.save_pretrained(folder, safe_serialization=True,
+                              max_shard_size=("75KB" if half else "150KB") if cfg == "misc" else "10GB")
+        model.float()
         for f in os.listdir(folder):
             total += os.path.getsize(os.path.join(folder, f))
         with open(os.path.join(folder, "config.json")) as f:

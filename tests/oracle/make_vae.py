@@ -7,7 +7,14 @@ diffusers initialises to ones and zeros, so a mixed-up scale or bias shows):
   tiny-sd2: block_out_channels (16, 16, 32, 32), layers_per_block 2, 8 groups (scale 8, as SD)
 both latent_channels 4, scaling_factor 0.18215 (as SD 1.x and SD 2.x).
 Each is saved with save_pretrained into tests/fixtures/models/<name>/vae/
-(the other parts of those folders come from other oracle scripts).
+(the other parts of those folders come from other oracle scripts), without
+the encoder's weights (encoder.*, quant_conv.*): the C code only decodes, and
+they would be half the file. The encoder is still built and randomised here
+first, so the decoder's weights are what they were with it; diffusers loads
+the folder with a warning that the encoder is uninitialised (make_e2e.py only
+decodes). The weights are stored as float16 (half the bytes; the C loader
+widens them to f32): they are rounded to float16 values, after the conv_out
+rescale below, before any reference output is computed in float32.
 conv_out is rescaled so that decoded images are mostly inside [-1, 1], so
 that the PNG comparison tests rounding rather than clamping.
 
@@ -17,8 +24,8 @@ tests/fixtures/vae_ref.safetensors holds, for each model m in sd1, sd2:
 for tiled decoding (vae.enable_tiling(), 64-pixel tiles = 16 latents, tiny-sd2):
   tile.lat [2,4,20,30], tile.out                 vae.tiled_decode(lat / scaling_factor)
   tile.rgb8.{0,1} u8 [80,120,3]                  the pipeline's pixels of those
-and for the PNG check (tiny-sd2, latents [1,4,16,16] -> a 64x64 image):
-  png.lat [1,4,16,16]                        latents
+and for the PNG check (tiny-sd2, latents [1,4,8,8] -> a 64x64 image):
+  png.lat [1,4,8,8]                          latents
   png.rgb8  u8  [64,64,3]   the pipeline's image: image_processor.postprocess
                             (x/2+0.5 clamped) -> numpy -> (x*255).round().astype(uint8)
   png.gray8 u8  [64,64]     PIL Image.fromarray(rgb8).convert("L")
@@ -35,6 +42,8 @@ import torch
 from diffusers import AutoencoderKL
 from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from oracle_util import FIXTURES, save
 
@@ -67,9 +76,17 @@ def build(name, cfg):
         s = 0.6 / probe.std().item()
         vae.decoder.conv_out.weight.mul_(s)
         vae.decoder.conv_out.bias.mul_(s)
+        for p in vae.parameters():                              # float16 values, stored as float16
+            p.copy_(p.half().float())
     vae.eval()
     out = os.path.join(FIXTURES, "models", f"tiny-{name}", "vae")
-    vae.save_pretrained(out, safe_serialization=True)
+    vae.half().save_pretrained(out, safe_serialization=True)
+    vae.float()
+    path = os.path.join(out, "diffusion_pytorch_model.safetensors")
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+        keep = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(("encoder.", "quant_conv."))}
+    save_file(keep, path, metadata=meta)
     print(f"wrote {os.path.relpath(out)} ({os.path.getsize(os.path.join(out, 'diffusion_pytorch_model.safetensors'))} bytes)")
     return vae
 
@@ -92,7 +109,7 @@ with torch.no_grad():
             t[f"{name}.lat{k}"] = lat
             t[f"{name}.out{k}"] = y
         if name == "sd2":
-            lat = torch.randn(1, 4, 16, 16)
+            lat = torch.randn(1, 4, 8, 8)
             y = vae.decode(lat / sf).sample
             proc = VaeImageProcessor(vae_scale_factor=2 ** (len(cfg["block_out_channels"]) - 1))
             img = proc.postprocess(y, output_type="np")[0]              # float32 [H, W, 3] in [0, 1]

@@ -46,13 +46,13 @@ static void test_conv_1x1(void) {
 }
 static void test_conv_7x7_stem(void) { run_case("conv_7x7_s2"); }
 
-/* conv_tiled: 32 -> 24 channels, 40x36 output; one im2col column (output
- * pixel) is 288 floats. Budgets of 16 pixels (the floor), 20 and 50 pixels
- * (tiles that start and end mid-row), 1 and 3 rows, and 7 rows (6 tiles, the
- * last one partial), in both modes; the parallel mode also rebalances tile
+/* conv_tiled: 16 -> 24 channels, 20x18 output; one im2col column (output
+ * pixel) is 144 floats. Budgets of 16 pixels (the floor; 23 tiles), 20 and 50
+ * pixels (tiles that start and end mid-row), 1 and 3 rows, and 7 rows (3 tiles,
+ * the last one partial), in both modes; the parallel mode also rebalances tile
  * sizes over the threads. Then the defaults, and some cases with one thread. */
 static void test_conv_tiled(void) {
-    const size_t px = 288 * sizeof(float), row = 36 * px;
+    const size_t px = 144 * sizeof(float), row = 18 * px;
     const size_t budgets[] = {1, 20 * px, 50 * px, row, 3 * row, 7 * row + 100};
     for (int mode = CONV2D_SERIAL_TILES; mode <= CONV2D_PARALLEL_TILES; mode++)
         for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; i++) {

@@ -42,16 +42,15 @@ static void check_from_f32(const char *out_name, uint16_t (*conv)(float), int (*
 static void test_f32_to_f16(void) { check_from_f32("f32_to_f16", f32_to_f16, f16_isnan); }
 static void test_f32_to_bf16(void) { check_from_f32("f32_to_bf16", f32_to_bf16, bf16_isnan); }
 
-/* 16 bits -> f32 for all 65536 patterns. */
-static void check_to_f32(const char *in_name, const char *out_name, float (*conv)(uint16_t),
-                         int (*isnan16)(uint16_t)) {
-    size_t n, m;
-    const void *in = fixture_data(in_name, 2, &n);
-    const void *want = fixture_data(out_name, 4, &m);
-    CHECK(n == 65536 && m == n);
+/* 16 bits -> f32 for all 65536 patterns: element i of the fixture is torch's
+ * conversion of pattern i (the oracle's input is arange(65536)). */
+static void check_to_f32(const char *out_name, float (*conv)(uint16_t), int (*isnan16)(uint16_t)) {
+    size_t n;
+    const void *want = fixture_data(out_name, 4, &n);
+    CHECK(n == 65536);
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
-        uint16_t h = rd16(in, i);
+        uint16_t h = (uint16_t)i;
         uint32_t got = f32_bits(conv(h)), w = rd32(want, i);
         int ok = isnan16(h) ? isnan(bits_f32(got)) && isnan(bits_f32(w)) : got == w;
         if (!ok && bad++ < 5) unit_fail("%s: 0x%04x: got 0x%08x, torch 0x%08x", out_name, h, got, w);
@@ -59,8 +58,8 @@ static void check_to_f32(const char *in_name, const char *out_name, float (*conv
     EXPECT(bad == 0, "%s: %zu of %zu values differ from torch", out_name, bad, n);
 }
 
-static void test_f16_to_f32(void) { check_to_f32("all_f16", "all_f16_to_f32", f16_to_f32, f16_isnan); }
-static void test_bf16_to_f32(void) { check_to_f32("all_bf16", "all_bf16_to_f32", bf16_to_f32, bf16_isnan); }
+static void test_f16_to_f32(void) { check_to_f32("all_f16_to_f32", f16_to_f32, f16_isnan); }
+static void test_bf16_to_f32(void) { check_to_f32("all_bf16_to_f32", bf16_to_f32, bf16_isnan); }
 
 /* The array forms and the tensor copies use the same scalar conversions. */
 static void test_convert_arrays(void) {

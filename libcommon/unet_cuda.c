@@ -321,6 +321,15 @@ static void check_size(const unet_model *m, int B, int H, int W, int T) {
     if (H % ds || W % ds)
         die("unet: latent size %dx%d is not a multiple of %d (the UNet halves it %d times)", H, W, ds,
             m->levels - 1);
+    if ((int64_t)B * H * W > INT32_MAX / 2 || (int64_t)B * m->groups > 65535)
+        die("unet_cuda: a pass of %d samples at %dx%d is too large for the GPU kernels' index types", B, H, W);
+}
+
+/* The largest UNet batch check_size allows at H x W. */
+static int batch_limit(const unet_model *m, int H, int W) {
+    int64_t lim = (INT32_MAX / 2) / ((int64_t)H * W);
+    if (65535 / m->groups < lim) lim = 65535 / m->groups;
+    return (int)lim;
 }
 
 static void check_dtype(dtype_t dt) {
@@ -354,6 +363,8 @@ int unet_cuda_max_batch(const unet_model *m, dtype_t dt, int per_record, int H, 
     CHECK(per_record >= 1);
     /* the arena grows with the batch: bisect for the last r that fits */
     int lo = 0, hi = UNET_CUDA_MAX_BATCH;
+    if (hi > batch_limit(m, H, W) / per_record) hi = batch_limit(m, H, W) / per_record;
+    if (hi < 1) return 0;
     if (unet_cuda_arena_bytes(m, dt, hi * per_record, H, W, T) <= avail) return hi;
     while (hi - lo > 1) {
         int mid = lo + (hi - lo) / 2;

@@ -25,7 +25,9 @@ size_t unet_cuda_weight_bytes(const unet_model *m, dtype_t dt);
  * peak, and the convolutions' im2col workspace (one image of the largest). */
 size_t unet_cuda_arena_bytes(const unet_model *m, dtype_t dt, int B, int H, int W, int T);
 /* The largest r in 1..UNET_CUDA_MAX_BATCH whose arena for a UNet batch of
- * r * per_record samples fits in avail bytes; 0 when not even r = 1 does. */
+ * r * per_record samples fits in avail bytes; 0 when not even r = 1 does.
+ * Also bounded by what the kernels index: B * H * W under 2^30 and B times
+ * the group count at most 65535 (a larger pass dies naming its size). */
 #define UNET_CUDA_MAX_BATCH 4096
 int unet_cuda_max_batch(const unet_model *m, dtype_t dt, int per_record, int H, int W, int T, size_t avail);
 /* Device memory left out of what the arena may take: cuBLAS's workspace and

@@ -14,8 +14,14 @@
 #include "conv2d.h"
 #include "unet_model.h"
 
-#ifdef SYNTHCXR_CUDA
+/* UNET_CUDA_EMULATE: tests/unit/test_unet_walk.c includes this file with the
+ * cuda_ops.h names (and the few CUDA runtime calls) bound to the CPU twins,
+ * so the walk runs, in f32, on the CPU. */
+#if defined(SYNTHCXR_CUDA) && !defined(UNET_CUDA_EMULATE)
 #include "cuda_ops.h"
+#endif
+#if defined(SYNTHCXR_CUDA) || defined(UNET_CUDA_EMULATE)
+#define UNET_CUDA_RUNS 1
 #endif
 
 #include <math.h>
@@ -64,7 +70,7 @@ static __attribute__((unused)) const void *dw(const gctx *c, const float *host) 
 
 /* OP(c, call): the call runs in a pass, not while planning. A build without
  * CUDA only ever plans (unet_cuda_new dies there). */
-#ifdef SYNTHCXR_CUDA
+#ifdef UNET_CUDA_RUNS
 #define OP(c, call)              \
     do {                         \
         if (!(c)->plan) { call; } \
@@ -376,7 +382,7 @@ int unet_cuda_max_batch(const unet_model *m, dtype_t dt, int per_record, int H, 
 
 /* ---- on the device ------------------------------------------------------------------ */
 
-#ifdef SYNTHCXR_CUDA
+#ifdef UNET_CUDA_RUNS
 
 struct unet_cuda {
     const unet_model *m;

@@ -7,10 +7,21 @@
 
 #include "common.h"
 
+static void cpu_unet(void *unet, float *out, const float *sample, const float *timesteps, const float *enc, int B,
+                     int H, int W, int T) {
+    unet_forward(unet, out, sample, timesteps, enc, B, H, W, T);
+}
+
 void denoise_batch(unet_model *m, const scheduler *s, int B, float *const *latents, const float *const *cond,
                    const float *uncond, torch_gen *const *gens, int C, int H, int W, int T, int D,
                    double guidance, denoise_progress_fn progress, void *ctx) {
-    const unet_info *info = unet_get_info(m);
+    denoise_batch_with(cpu_unet, m, unet_get_info(m), s, B, latents, cond, uncond, gens, C, H, W, T, D, guidance,
+                       progress, ctx);
+}
+
+void denoise_batch_with(denoise_unet_fn fn, void *unet, const unet_info *info, const scheduler *s, int B,
+                        float *const *latents, const float *const *cond, const float *uncond, torch_gen *const *gens,
+                        int C, int H, int W, int T, int D, double guidance, denoise_progress_fn progress, void *ctx) {
     CHECKF(info->in_channels == C && info->out_channels == C, "latent channels %d, UNet in %d out %d", C,
            info->in_channels, info->out_channels);
     CHECKF(info->cross_attention_dim == D, "text width %d, UNet %d", D, info->cross_attention_dim);
@@ -40,7 +51,7 @@ void denoise_batch(unet_model *m, const scheduler *s, int B, float *const *laten
             sched_scale_model_input(s, st[b], x_in + (size_t)k * n, latents[b], (int64_t)n);
             ts[k] = t;
         }
-        unet_forward(m, pred, x_in, ts, enc, nb, H, W, T);
+        fn(unet, pred, x_in, ts, enc, nb, H, W, T);
         for (int b = 0; b < B; b++) {
             const float *mo = pred + (size_t)(cfg ? B + b : b) * n;
             if (cfg) {

@@ -29,4 +29,14 @@ void denoise_batch(unet_model *m, const scheduler *s, int B, float *const *laten
                    const float *uncond, torch_gen *const *gens, int C, int H, int W, int T, int D,
                    double guidance, denoise_progress_fn progress, void *ctx);
 
+/* The same loop with another UNet behind it (the GPU's, unet_cuda.h): fn has
+ * unet_forward's contract on host float buffers, called as fn(unet, ...);
+ * info is the model's. The scheduler and guidance stay on the host, so the
+ * loop is the CPU's whatever computes the noise. */
+typedef void (*denoise_unet_fn)(void *unet, float *out, const float *sample, const float *timesteps,
+                                const float *enc, int B, int H, int W, int T);
+void denoise_batch_with(denoise_unet_fn fn, void *unet, const unet_info *info, const scheduler *s, int B,
+                        float *const *latents, const float *const *cond, const float *uncond, torch_gen *const *gens,
+                        int C, int H, int W, int T, int D, double guidance, denoise_progress_fn progress, void *ctx);
+
 #endif

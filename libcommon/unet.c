@@ -14,40 +14,11 @@
 #include "norm.h"
 #include "safetensors.h"
 #include "unet_blocks.h"
+#include "unet_model.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define UNET_MAX_LEVELS 8
-
-typedef struct unet_level {
-    int cross;                 /* CrossAttn*Block2D (else plain Down/UpBlock2D) */
-    int n;                     /* resnets (and transformers when cross) */
-    int cout;
-    resnet_block *res;         /* [n] */
-    transformer2d *attn;       /* [n] or NULL */
-    int resample;              /* has a downsampler / upsampler */
-    float *rs_w, *rs_b;        /* its conv: [cout, cout, 3, 3], [cout] */
-} unet_level;
-
-struct unet_model {
-    unet_info info;
-    int levels, c0, tdim, groups;
-    float eps;
-    int flip_sin_to_cos, center_input, conv_in_k, conv_out_k;
-    float freq_shift;
-    int boc[UNET_MAX_LEVELS];
-    float *t1_w, *t1_b, *t2_w, *t2_b;      /* time_embedding.linear_1 [tdim, c0], linear_2 [tdim, tdim] */
-    float *cin_w, *cin_b;                  /* conv_in [c0, in, k, k] */
-    float *nout_w, *nout_b;                /* conv_norm_out [c0] */
-    float *cout_w, *cout_b;                /* conv_out [out, c0, k, k] */
-    unet_level down[UNET_MAX_LEVELS], up[UNET_MAX_LEVELS];
-    resnet_block mid_res[2];
-    transformer2d mid_attn;
-    float *params;                         /* every weight, one block */
-    unet_arena arena;
-};
 
 /* ---- config ------------------------------------------------------------------ */
 
@@ -324,6 +295,7 @@ unet_model *unet_load(const diffusers_part *part) {
         total += (n + 15) & ~(size_t)15;
     }
     m->params = xmalloc_aligned(total * sizeof(float));
+    m->params_floats = total;
     m->info.n_params = 0;
     st_file **files = xcalloc((size_t)part->n_weights, sizeof *files);
     size_t off = 0;
@@ -345,6 +317,21 @@ unet_model *unet_load(const diffusers_part *part) {
     }
     for (int i = 0; i < part->n_weights; i++) st_close(files[i]);
     free(files);
+    unet_registry_free(&r);
+    return m;
+}
+
+unet_model *unet_from_config(const json_t *config, const char *config_path) {
+    unet_model *m = xcalloc(1, sizeof *m);
+    unet_registry r = {0};
+    cfg_ctx x = {config, config_path};
+    unet_build(m, &x, &r);
+    for (int i = 0; i < r.n; i++) {
+        size_t n = 1;
+        for (int d = 0; d < r.p[i].ndim; d++) n *= (size_t)r.p[i].shape[d];
+        m->info.n_params += n;
+        m->params_floats += (n + 15) & ~(size_t)15;   /* the layout unet_load gives the block */
+    }
     unet_registry_free(&r);
     return m;
 }
@@ -376,7 +363,7 @@ const unet_info *unet_get_info(const unet_model *m) { return &m->info; }
  * freq_k = exp(-ln(10000) * k / (half - freq_shift)), args t * freq_k,
  * [sin | cos] (or [cos | sin] with flip_sin_to_cos), zero-padded when dim is odd.
  *   out [B, dim];  t [B] */
-static void timestep_embedding(float *out, const float *t, int B, int dim, int flip, float shift) {
+void unet_timestep_embedding(float *out, const float *t, int B, int dim, int flip, float shift) {
     int half = dim / 2;
     for (int b = 0; b < B; b++) {
         float *o = out + (size_t)b * dim;
@@ -398,6 +385,7 @@ void unet_forward(unet_model *m, float *out, const float *sample, const float *t
                   int B, int H, int W, int T) {
     const unet_info *in = &m->info;
     int L = m->levels, ds = in->downscale;
+    if (!m->params) die("unet: a model built from its config alone has no weights to run");
     if (B <= 0 || H <= 0 || W <= 0 || T <= 0) die("unet: bad input size B=%d H=%d W=%d T=%d", B, H, W, T);
     if (H % ds || W % ds)
         die("unet: latent size %dx%d is not a multiple of %d (the UNet halves it %d times)", H, W, ds, L - 1);
@@ -408,7 +396,7 @@ void unet_forward(unet_model *m, float *out, const float *sample, const float *t
     float *tproj = unet_arena_alloc(a, (size_t)B * m->c0);
     float *th = unet_arena_alloc(a, (size_t)B * m->tdim);
     float *temb = unet_arena_alloc(a, (size_t)B * m->tdim);
-    timestep_embedding(tproj, timesteps, B, m->c0, m->flip_sin_to_cos, m->freq_shift);
+    unet_timestep_embedding(tproj, timesteps, B, m->c0, m->flip_sin_to_cos, m->freq_shift);
     linear_forward(th, tproj, m->t1_w, m->t1_b, B, m->c0, m->tdim);
     silu_forward(th, th, (size_t)B * m->tdim);
     linear_forward(temb, th, m->t2_w, m->t2_b, B, m->tdim, m->tdim);

@@ -13,6 +13,7 @@
 #include "scheduler.h"
 #include "stream.h"
 #include "unet.h"
+#include "unet_cuda.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -162,6 +163,31 @@ static int same_shape(const struct rec_view *a, const struct rec_view *b) {
            a->cond->shape[0] == b->cond->shape[0];
 }
 
+static const dtype_t prec_dtype[] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16};   /* by index of precisions */
+
+static void gpu_unet(void *g, float *out, const float *sample, const float *timesteps, const float *enc, int B,
+                     int H, int W, int T) {
+    unet_cuda_forward(g, out, sample, timesteps, enc, B, H, W, T);
+}
+
+/* The GPU arena for batches of `records` (a UNet batch of per_record times
+ * that with guidance) at H x W with T tokens, allocated once (again only for
+ * a larger size); when the GPU cannot hold it, the batch that fits. */
+static void gpu_reserve(unet_cuda *g, const unet_model *m, int records, int per_record, int H, int W, int T) {
+    unet_cuda_oom oom;
+    if (unet_cuda_reserve(g, records * per_record, H, W, T, &oom)) return;
+    dtype_t dt = unet_cuda_dtype(g);
+    int fit = unet_cuda_max_batch(m, dt, per_record, H, W, T, oom.avail);
+    const double gib = 1073741824.0;
+    char tail[128];
+    if (fit > 0) snprintf(tail, sizeof tail, "the largest --batch that fits is %d", fit);
+    else snprintf(tail, sizeof tail, "not even --batch 1 fits");
+    die("out of GPU memory: --batch %d at %dx%d latents%s needs %.2f GiB of %s activations, and %.2f GiB of the "
+        "GPU's %.2f GiB are free after the weights (%.2f GiB kept for cuBLAS and buffers); %s",
+        records, H, W, per_record > 1 ? " with guidance (2 UNet samples per record)" : "", oom.need / gib,
+        dtype_name(dt), oom.free / gib, oom.total / gib, UNET_CUDA_RESERVE / gib, tail);
+}
+
 struct prog_ctx {
     progress p;
 };
@@ -176,13 +202,10 @@ int main(int argc, char **argv) {
     struct cmdline cl;
     cmdline_parse(&cl, argc, argv);
     enum device_kind dev = common_start(&cl.common);
-    if (dev == DEVICE_CUDA) {
-        if (!strcmp(cl.common.device, "cuda"))
-            die("the CUDA UNet is not built yet (issue #4 delivers the CPU path); use --device cpu");
-        info("the CUDA UNet is not built yet: running on the CPU");
-    }
-    if (cl.precision > 0)
-        die("--precision %s is not built on the CPU (fp32 is the reference there)", precisions[cl.precision]);
+    int prec = cl.precision >= 0 ? cl.precision : dev == DEVICE_CUDA ? 1 : 0;   /* fp16 on the GPU */
+    if (dev == DEVICE_CPU && prec > 0)
+        die("--precision %s is not built on the CPU (fp32 is the reference there)%s", precisions[prec],
+            strcmp(cl.common.device, "cpu") ? "; no GPU answered --device auto" : "");
 
     FILE *fin = stdin;
     const char *in_name = "stdin";
@@ -215,6 +238,7 @@ int main(int argc, char **argv) {
     sched_set_timesteps(sched, (int)cl.steps);
     unet_model *um = unet_load(diffusers_part_get(dm, "unet"));
     const unet_info *ui = unet_get_info(um);
+    unet_cuda *gu = dev == DEVICE_CUDA ? unet_cuda_new(um, prec_dtype[prec]) : NULL;
     const char *sched_name = sched_kind_name(sched_get_kind(sched));
     int cfg = cl.guidance > 1.0;
 
@@ -232,9 +256,9 @@ int main(int argc, char **argv) {
                 "(cross_attention_dim)", where, (long long)uncond->shape[0], (long long)uncond->shape[1],
                 model_dir, ui->cross_attention_dim);
     }
-    info("%s: %s, %d UNet calls per record (%ld steps), guidance %g%s, batch %ld", model_dir,
+    info("%s: %s, %d UNet calls per record (%ld steps), guidance %g%s, batch %ld, %s %s", model_dir,
          sched_class_name(sched_get_kind(sched)), sched_num_calls(sched), cl.steps, cl.guidance,
-         cfg ? "" : " (off)", cl.batch);
+         cfg ? "" : " (off)", cl.batch, dev == DEVICE_CUDA ? "cuda" : "cpu", precisions[prec]);
     stream_write_header(out, &oh);
     stream_header_clear(&oh);
 
@@ -276,8 +300,14 @@ int main(int argc, char **argv) {
         if (n == 1) snprintf(label, sizeof label, "record %ld", done + 1);
         else snprintf(label, sizeof label, "records %ld-%ld", done + 1, done + n);
         progress_start(&pc.p, label, sched_num_calls(sched), "step");
-        denoise_batch(um, sched, n, lats, conds, uncond ? uncond->data : NULL, genp, C, H, W, T,
-                      ui->cross_attention_dim, cl.guidance, on_call, &pc);
+        if (gu) {
+            gpu_reserve(gu, um, B, cfg ? 2 : 1, H, W, T);
+            denoise_batch_with(gpu_unet, gu, ui, sched, n, lats, conds, uncond ? uncond->data : NULL, genp, C, H, W,
+                               T, ui->cross_attention_dim, cl.guidance, on_call, &pc);
+        } else {
+            denoise_batch(um, sched, n, lats, conds, uncond ? uncond->data : NULL, genp, C, H, W, T,
+                          ui->cross_attention_dim, cl.guidance, on_call, &pc);
+        }
         progress_end(&pc.p);
         for (int b = 0; b < n; b++) {
             record *r = &recs[b];
@@ -307,6 +337,7 @@ int main(int argc, char **argv) {
     free(conds);
     free(gens);
     free(genp);
+    unet_cuda_free(gu);
     unet_free(um);
     sched_free(sched);
     diffusers_close(dm);

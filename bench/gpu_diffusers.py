@@ -4,7 +4,7 @@ SD 1.5 at their real shapes with random weights, fp16, PyTorch's SDPA
 attention (diffusers' default processor), classifier-free guidance batches
 ([uncond, cond] per image), 512x512 images (64x64 latents).
 
-  gpu_diffusers.py [--kinds sd21,sd15] [--steps1 N] [--steps16 N]
+  gpu_diffusers.py [--kinds sd21,sd15] [--steps1 N] [--steps16 N] [--save-dir DIR]
 
 For each model: the seconds per CFG step (one UNet call on 2 x batch latents)
 at batch 1 and batch 16, medians over timed calls after warm-up, with
@@ -53,6 +53,8 @@ def main():
     ap.add_argument("--kinds", default="sd21,sd15")
     ap.add_argument("--steps1", type=int, default=20, help="timed CFG steps at batch 1")
     ap.add_argument("--steps16", type=int, default=6, help="timed CFG steps at batch 16")
+    ap.add_argument("--save-dir", help="write each timed UNet (fp16 safetensors, diffusers layout) to "
+                    "SAVE_DIR/<kind>/ so synthcxr's side (bench_gpu_unet) runs the same weights")
     a = ap.parse_args()
     import torch
     import diffusers
@@ -83,6 +85,10 @@ def main():
             "b16_s_per_step": s16, "b16_images_per_s_50steps": 16.0 / (50 * s16),
             "b1_tflops": 2 * UNET_TFLOP / s1, "b16_tflops": 32 * UNET_TFLOP / s16,
             "peak_gpu_mem_gib": torch.cuda.max_memory_allocated() / 2**30}), flush=True)
+        if a.save_dir:
+            t0 = time.perf_counter()
+            unet.save_pretrained(os.path.join(a.save_dir, kind), safe_serialization=True)
+            log(f"{kind}: saved to {a.save_dir}/{kind} in {time.perf_counter() - t0:.1f} s")
         del unet
         torch.cuda.empty_cache()
 

@@ -3,7 +3,9 @@
 # command, within 8 minutes. Builds the CUDA build in build/gpu, runs
 # `check-gpu` (every CUDA op against its CPU twin; REQUIRE_GPU=1, so a skip is
 # a failure), the cuBLAS figures (bench/bench_gpu) and the diffusers side of
-# the generation benchmark (bench/gpu_diffusers.py, fp16 + SDPA), and writes
+# the generation benchmark: diffusers' fp16 + SDPA UNet (bench/gpu_diffusers.py)
+# and synthcxr's fp16 UNet on the same random weights (bench/bench_gpu_unet),
+# at the SD 2.1-base and SD 1.5 shapes, and writes
 #   $OUT/gpu-check.log    everything printed
 #   $OUT/gpu-check.json   the figures: device, per-stage status and seconds,
 #                         check-gpu counts, cuBLAS and diffusers results
@@ -68,7 +70,7 @@ if [ "${GPU_CHECK_FORCE_DEBS:-0}" = 1 ] || ! printf '%s\n' "$probe" | cc -x c - 
 fi
 
 mk=(make --no-print-directory CUDA=1 BUILD=build/gpu BINDIR=build/gpu/bin BLAS_INC="$blas_inc" BLAS_LIB="$blas_lib")
-stage build 300 "${mk[@]}" -j"$jobs" tests build/gpu/bench/bench_gpu
+stage build 300 "${mk[@]}" -j"$jobs" tests build/gpu/bench/bench_gpu build/gpu/bench/bench_gpu_unet
 built=$?
 
 counts=""
@@ -84,12 +86,21 @@ if ! python3 -c 'import diffusers' 2>/dev/null && [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl &&
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
+# diffusers times its fp16 UNets and saves them; synthcxr then times the same weights.
+unets=/tmp/synthcxr-gpu-unets
 left=$((470 - ($(date +%s) - t_start)))
 if [ $left -gt 60 ]; then
-  stage diffusers "$left" env PYTHONUNBUFFERED=1 python3 bench/gpu_diffusers.py | tee "$OUT/.diffusers.jsonl"
+  stage diffusers $((left * 6 / 10)) env PYTHONUNBUFFERED=1 python3 bench/gpu_diffusers.py --save-dir "$unets" |
+    tee "$OUT/.diffusers.jsonl"
 else
   say "no time left for the diffusers benchmark ($left s)"
 fi
+for kind in sd21 sd15; do
+  left=$((470 - ($(date +%s) - t_start)))
+  if [ $built = 0 ] && [ -f "$unets/$kind/config.json" ] && [ $left -gt 30 ]; then
+    stage "synthcxr-$kind" "$left" build/gpu/bench/bench_gpu_unet "$unets/$kind" "$kind" | tee -a "$OUT/.synthcxr.jsonl"
+  fi
+done
 
 python3 - "$OUT" "$counts" <<'PY'
 import json, os, sys, time
@@ -118,7 +129,16 @@ if counts:
         c[k] = int(v)
 res = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "stages": stages, "check_gpu": c,
        "cublas": lines(".cublas.jsonl"), "diffusers": lines(".diffusers.jsonl"),
-       "synthcxr": {"note": "denoise has no CUDA path yet (issue 6): no synthcxr GPU figures to set against diffusers"}}
+       "synthcxr": lines(".synthcxr.jsonl")}
+# the goal figures of issue 6: synthcxr over diffusers on the same UNet, same run
+ratios = []
+for d in res["diffusers"]:
+    for c in res["synthcxr"]:
+        if d.get("model") and d.get("model") == c.get("model"):
+            ratios.append({"model": d["model"],
+                           "b1_it_per_s_ratio": c["b1_it_per_s"] / d["b1_it_per_s"],
+                           "b16_images_per_s_ratio": c["b16_images_per_s_50steps"] / d["b16_images_per_s_50steps"]})
+res["ratios"] = ratios
 ok = all(s["exit"] == 0 for s in stages.values()) and c.get("failed", 1) == 0 and c.get("passed", 0) > 0
 res["passed"] = ok
 with open(os.path.join(out, "gpu-check.json"), "w") as f:
@@ -127,6 +147,6 @@ print(json.dumps(res, indent=1))
 sys.exit(0 if ok else 1)
 PY
 rc=$?
-rm -f "$OUT"/.stages "$OUT"/.check-gpu "$OUT"/.cublas.jsonl "$OUT"/.diffusers.jsonl
+rm -f "$OUT"/.stages "$OUT"/.check-gpu "$OUT"/.cublas.jsonl "$OUT"/.diffusers.jsonl "$OUT"/.synthcxr.jsonl
 say "done in $(($(date +%s) - t_start)) s: $([ $rc = 0 ] && echo PASSED || echo FAILED); $OUT/gpu-check.json"
 exit $rc

@@ -2,13 +2,14 @@
 # tools/gpu-check.sh — `make gpu-check`: everything a GPU host can tell in one
 # command, within 8 minutes. Builds the CUDA build in build/gpu, runs
 # `check-gpu` (every CUDA op against its CPU twin; REQUIRE_GPU=1, so a skip is
-# a failure), the cuBLAS figures (bench/bench_gpu) and the diffusers side of
-# the generation benchmark: diffusers' fp16 + SDPA UNet (bench/gpu_diffusers.py)
+# a failure), the cuBLAS figures (bench/bench_gpu) and the two sides of the
+# generation benchmark: diffusers' fp16 + SDPA UNet (bench/gpu_diffusers.py)
 # and synthcxr's fp16 UNet on the same random weights (bench/bench_gpu_unet),
 # at the SD 2.1-base and SD 1.5 shapes, and writes
 #   $OUT/gpu-check.log    everything printed
 #   $OUT/gpu-check.json   the figures: device, per-stage status and seconds,
-#                         check-gpu counts, cuBLAS and diffusers results
+#                         check-gpu counts, cuBLAS, diffusers and synthcxr
+#                         results, and synthcxr/diffusers ratios
 # (OUT defaults to gpu-check-out/). The host needs nvcc and python3 with
 # PyTorch; it may reach nothing outside: tools/gpu-prep.sh, run beforehand on
 # a machine with network, fills .debs/ (build dependencies, unpacked into a

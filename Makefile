@@ -5,7 +5,8 @@
 #   make check-gpu  CUDA ops against their CPU twins (skipped without a GPU)
 #   make gpu-check  on a GPU host: build, check-gpu, GPU benchmarks -> gpu-check-out/
 #   make bench      kernel benchmarks, then generation against diffusers
-#                   (BENCH_GEN=0 skips it; figures as JSON in bench-out/)
+#                   (BENCH_GEN=0 skips it; figures as JSON in bench-out/), then
+#                   ConVIRT training steps against PyTorch (BENCH_VLP=0 skips them)
 #   make demo       images from examples/reports.jsonl into demo-out/ (MODEL=DIR for a real model)
 #   make install PREFIX=/usr/local    make man-lint
 
@@ -125,6 +126,8 @@ bench: $(PROGS) $(BENCH)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) bench/run.sh
 	@if [ "$${BENCH_GEN:-1}" != 0 ]; then BINDIR=$(BINDIR) bench/generation.sh; \
 	else echo "bench: BENCH_GEN=0: generation against diffusers skipped" >&2; fi
+	@if [ "$${BENCH_VLP:-1}" != 0 ]; then BUILD=$(BUILD) bench/vlptrain.sh; \
+	else echo "bench: BENCH_VLP=0: pre-training against PyTorch skipped" >&2; fi
 
 # demo: examples/reports.jsonl through rep2lat | denoise | lat2png
 # (pipelines/generate.mk) with the bundled tiny random-weight model, or

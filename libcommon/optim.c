@@ -19,10 +19,14 @@ void adamw_step(param_set *ps, float *m, float *v, int64_t t, const adamw_config
     double bc2 = 1.0 - pow(c->beta2, (double)t);
     float step_size = (float)(c->lr / bc1);
     float bc2_sqrt = (float)sqrt(bc2);
-    float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+    /* and so are 1 - beta and 1 - lr * wd (python floats, rounded to float once:
+     * computing them in float instead moves results by an ulp) */
+    float b2 = c->beta2, eps = c->eps;
+    float w1 = (float)(1.0 - (double)c->beta1), w2 = (float)(1.0 - (double)c->beta2);
+    float wdecay = (float)(1.0 - (double)c->lr * (double)c->weight_decay);
     for (int k = 0; k < ps->n; k++) {
         const param_entry *e = &ps->e[k];
-        float decay = e->decay ? 1.0f - c->lr * c->weight_decay : 1.0f;
+        float decay = e->decay ? wdecay : 1.0f;
         float *p = ps->data + e->offset, *g = ps->grad + e->offset;
         float *mk = m + e->offset, *vk = v + e->offset;
         size_t n = e->numel;
@@ -31,10 +35,11 @@ void adamw_step(param_set *ps, float *m, float *v, int64_t t, const adamw_config
             float gi = g[i];
             p[i] *= decay;
             /* torch: m.lerp_(g, 1-b1); v.mul_(b2).addcmul_(g, g, value=1-b2) */
-            mk[i] += (gi - mk[i]) * (1.0f - b1);
-            vk[i] = vk[i] * b2 + (1.0f - b2) * gi * gi;
+            mk[i] += (gi - mk[i]) * w1;
+            vk[i] = vk[i] * b2 + w2 * gi * gi;
             float denom = sqrtf(vk[i]) / bc2_sqrt + eps;
-            p[i] -= step_size * (mk[i] / denom);
+            /* torch addcdiv_(m, denom, value=-step_size): p + (value * m) / denom */
+            p[i] += (-step_size * mk[i]) / denom;
         }
     }
 }
@@ -65,10 +70,10 @@ double clip_grad_norm(param_set *ps, double max_norm) { return clip_grad_norm_mu
 
 double lr_cosine_warmup(int64_t step, int64_t total, int64_t warmup, double lr, double min_lr)
 {
-    if (warmup > 0 && step < warmup) return lr * (double)(step + 1) / (double)warmup;
-    int64_t span = total - warmup - 1;
-    if (span <= 0) return lr;
-    double frac = (double)(step - warmup) / (double)span;
-    if (frac > 1) frac = 1;
-    return min_lr + 0.5 * (lr - min_lr) * (1.0 + cos(M_PI * frac));
+    /* the scheduler's constructor leaves every group at min_lr, whatever the warm-up */
+    if (step <= 0) return min_lr;
+    if (total <= 0 || warmup >= total) return lr;
+    int64_t s = step % total; /* restarts (cycle_mult 1, gamma 1) repeat the cycle */
+    if (s < warmup) return (lr - min_lr) * (double)s / (double)warmup + min_lr;
+    return min_lr + (lr - min_lr) * (1.0 + cos(M_PI * (double)(s - warmup) / (double)(total - warmup))) / 2.0;
 }

@@ -32,8 +32,16 @@ double clip_grad_norm(param_set *ps, double max_norm);
 /* The same over several blocks at once (one model in several parts). */
 double clip_grad_norm_multi(param_set *const *ps, int n, double max_norm);
 
-/* lr at step (0-based) of total: linear warm-up from 0 to lr over `warmup`
- * steps ((step+1)/warmup), then cosine from lr to min_lr at the last step. */
+/* The lr of optimiser step `step` (0-based) under MGCA's schedule, the
+ * CosineAnnealingWarmupRestarts class (katsura-jp) with first_cycle_steps =
+ * total, cycle_mult 1, gamma 1, max_lr = lr, warmup_steps = warmup (MGCA:
+ * (int64_t)(0.4 * total)), stepped after every optimiser step:
+ *   step 0:        min_lr (the class starts every group there)
+ *   s < warmup:    min_lr + (lr - min_lr) * s / warmup
+ *   otherwise:     min_lr + (lr - min_lr) * (1 + cos(pi (s - warmup) / (total - warmup))) / 2
+ * with s = step mod total (past the end the cycle restarts). The last step of
+ * the cycle stays a little above min_lr, as in the class. warmup >= total
+ * (which the class refuses) gives lr. */
 double lr_cosine_warmup(int64_t step, int64_t total, int64_t warmup, double lr, double min_lr);
 
 #endif

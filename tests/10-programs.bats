@@ -259,7 +259,12 @@ check_common_values() {
   run -1 --separate-stderr vlptrain ${MINIMAL[vlptrain]} --lr 1e-5 --min-lr 1e-4
   stderr_has "vlptrain: --min-lr"
 }
-@test "vlptrain says its core is not built (exit 2)" { check_stub vlptrain; }
+@test "vlptrain without a text model folder fails with exit 2 (its core is built: tests/95-vlptrain.bats)" {
+  # shellcheck disable=SC2086
+  run -2 --separate-stderr vlptrain -q ${MINIMAL[vlptrain]} </dev/null
+  assert_output ""
+  assert_regex "$stderr" "^vlptrain: cannot open .*/bert/config.json"
+}
 @test "vlptrain --method gloria and mgca say they come later" {
   for m in gloria mgca; do
     # shellcheck disable=SC2086

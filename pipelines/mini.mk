@@ -34,7 +34,7 @@ PREV_rsna     ?= pneumonia=0.25
 PREV_covidx   ?= pneumonia=0.3,covid=0.3
 ARCH        ?= {"layers":[1,1,1,1],"stem_width":16,"planes":16}
 BERT        ?= examples/mini-bert
-PRE_STEPS   ?= 800
+PRE_STEPS   ?= 1600
 PRE_LR      ?= 1e-3
 PRE_BATCH   ?= 64
 PRE_ARGS    ?= --embed-dim 64 --proj-hidden 256 --warmup 0.1 --val-every 100 --log-every 50

@@ -133,6 +133,8 @@ bench: $(PROGS) $(BENCH)
 # (pipelines/generate.mk) with the bundled tiny random-weight model, or
 # MODEL=/path/to/roentgen; images and manifest.jsonl in demo-out/<model>/.
 # A re-run makes only the images that are missing (rm -rf demo-out to redo).
+# Then the study in miniature (pipelines/mini.mk) in demo-out/study-mini/,
+# ending with its table (examples/study-mini.md is the committed copy).
 MODEL    ?= examples/tiny-model
 STEPS    ?= 25
 JOBS     ?= 2
@@ -144,6 +146,8 @@ demo:
 	@out="demo-out/$(notdir $(patsubst %/,%,$(MODEL)))"; \
 	  echo "make demo: $$(ls "$$out" | grep -c '\.png$$') images from examples/reports.jsonl in $$out/"; \
 	  echo "make demo: manifest (one JSON line per image: id, path, report text, model, seed, ...): $$out/manifest.jsonl"
+	@echo "make demo: the study in miniature (pipelines/mini.mk): phantoms -> pairpack -> vlptrain ConVIRT -> cxreval"
+	@$(MAKE) --no-print-directory -f pipelines/mini.mk BINDIR=$(BINDIR) OUT=demo-out/study-mini JOBS=$(JOBS)
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5

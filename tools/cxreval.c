@@ -53,6 +53,10 @@ static const char usage[] =
     "      --patience N          stop after N epochs without a better validation\n"
     "                            loss, 1-100000 (default 10)\n"
     "      --bootstrap N         resamples for 95% intervals; 0 = none (default 1000)\n"
+    "      --image-size N        resize the longer side to N and pad, 32-4096\n"
+    "                            (default 256, as MGCA)\n"
+    "      --crop N              centre crop fed to the encoder, 32-4096, at most\n"
+    "                            --image-size (default 224)\n"
     "      --cache-dir DIR       feature cache (default: $XDG_CACHE_HOME/synthcxr/\n"
     "                            cxreval, else ~/.cache/synthcxr/cxreval);\n"
     "                            --cache DIR is the same\n"
@@ -86,6 +90,7 @@ struct cmdline {
     long seed;
     double lr, weight_decay;
     long batch, epochs, patience, bootstrap;
+    int image_size, crop;     /* evaluation image: resize/pad to image_size, centre crop */
     const char *cache;        /* NULL: the XDG default */
     const char *image_arch;   /* --init random: resnet50 or a JSON config */
     int no_cache;
@@ -94,7 +99,8 @@ struct cmdline {
 
 enum { OPT_TASK = OPT_COMMON_LAST, OPT_DATASET, OPT_DATA, OPT_CHECKPOINT, OPT_INIT,
        OPT_IMAGE_WEIGHTS, OPT_FRACTION, OPT_SEED, OPT_LR, OPT_WEIGHT_DECAY, OPT_BATCH,
-       OPT_EPOCHS, OPT_PATIENCE, OPT_BOOTSTRAP, OPT_CACHE, OPT_IMAGE_ARCH, OPT_NO_CACHE };
+       OPT_EPOCHS, OPT_PATIENCE, OPT_BOOTSTRAP, OPT_CACHE, OPT_IMAGE_ARCH, OPT_NO_CACHE,
+       OPT_IMAGE_SIZE, OPT_CROP };
 
 static const struct option longopts[] = {
     {"task", required_argument, 0, OPT_TASK},
@@ -115,6 +121,8 @@ static const struct option longopts[] = {
     {"cache-dir", required_argument, 0, OPT_CACHE},
     {"no-cache", no_argument, 0, OPT_NO_CACHE},
     {"image-arch", required_argument, 0, OPT_IMAGE_ARCH},
+    {"image-size", required_argument, 0, OPT_IMAGE_SIZE},
+    {"crop", required_argument, 0, OPT_CROP},
     COMMON_LONGOPTS,
     {0, 0, 0, 0}};
 
@@ -123,7 +131,8 @@ static void cmdline_parse(struct cmdline *cl, int argc, char **argv) {
     /* Defaults: the MGCA linear-probe protocol (STUDY.md). */
     *cl = (struct cmdline){.task = TASK_CLASSIFY, .dataset = -1, .init = INIT_CHECKPOINT,
                            .fraction = 1, .lr = 5e-4, .weight_decay = 1e-6, .batch = 48,
-                           .epochs = 50, .patience = 10, .bootstrap = 1000};
+                           .epochs = 50, .patience = 10, .bootstrap = 1000,
+                           .image_size = 256, .crop = 224};
     common_defaults(&cl->common);
     int c;
     while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS, longopts, NULL)) != -1) {
@@ -153,6 +162,8 @@ static void cmdline_parse(struct cmdline *cl, int argc, char **argv) {
         case OPT_CACHE: cl->cache = optarg; break;
         case OPT_NO_CACHE: cl->no_cache = 1; break;
         case OPT_IMAGE_ARCH: cl->image_arch = optarg; break;
+        case OPT_IMAGE_SIZE: cl->image_size = (int)parse_long("--image-size", optarg, 32, 4096); break;
+        case OPT_CROP: cl->crop = (int)parse_long("--crop", optarg, 32, 4096); break;
         default: common_option(c, optarg, &cl->common, &doc);
         }
     }
@@ -160,6 +171,8 @@ static void cmdline_parse(struct cmdline *cl, int argc, char **argv) {
     if (cl->dataset < 0) die_usage("--dataset is required");
     if (!task_has_dataset[cl->task][cl->dataset])
         die_usage("--dataset %s has no %s labels", datasets[cl->dataset], tasks[cl->task]);
+    if (cl->crop > cl->image_size)
+        die_usage("--crop %d is larger than --image-size %d", cl->crop, cl->image_size);
     if (!cl->data) die_usage("--data DIR is required (the dataset's folder)");
     if (cl->init == INIT_CHECKPOINT && !cl->checkpoint)
         die_usage("--checkpoint CKPT is required (or --init imagenet|random for a baseline)");
@@ -246,21 +259,24 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
 
 /* ---- features ------------------------------------------------------------ */
 
-enum { IMG_PAD = 256, IMG_CROP = 224, ENC_BATCH = 16 };
+enum { ENC_BATCH = 16 };
 
 /* MGCA's evaluation image: resize_img to 256 (longer side, zero padding),
- * CenterCrop 224 (offset round((256-224)/2) = 16), ToTensor, Normalize(0.5,
- * 0.5), grey copied to the three channels (PIL convert("RGB")).
- * out [3, 224, 224]. Returns 0 with err set when the file is unreadable. */
-static int image_tensor(float *out, const char *path, char *err, size_t errlen) {
-    tensor *t = image_prep_load(path, IMG_PAD, err, errlen);
+ * CenterCrop 224 (offset int(round((256-224)/2.0)) = 16, Python rounding half
+ * to even), ToTensor, Normalize(0.5, 0.5), grey copied to the three channels
+ * (PIL convert("RGB")); --image-size and --crop change 256 and 224 for
+ * miniature studies whose encoder was pre-trained on small crops.
+ * out [3, crop, crop]. Returns 0 with err set when the file is unreadable. */
+static int image_tensor(float *out, const char *path, int pad, int crop, char *err, size_t errlen) {
+    tensor *t = image_prep_load(path, pad, err, errlen);
     if (!t) return 0;
     const uint8_t *px = t->data;
-    int off = (IMG_PAD - IMG_CROP) / 2;
-    for (int y = 0; y < IMG_CROP; y++)
-        for (int x = 0; x < IMG_CROP; x++) {
-            float v = ((float)px[(y + off) * IMG_PAD + x + off] / 255.0f - 0.5f) / 0.5f;
-            for (int c = 0; c < 3; c++) out[((size_t)c * IMG_CROP + y) * IMG_CROP + x] = v;
+    int diff = pad - crop, off = diff / 2;
+    if (diff % 2 && off % 2) off++;   /* round(x.5) to even, as Python */
+    for (int y = 0; y < crop; y++)
+        for (int x = 0; x < crop; x++) {
+            float v = ((float)px[(y + off) * pad + x + off] / 255.0f - 0.5f) / 0.5f;
+            for (int c = 0; c < 3; c++) out[((size_t)c * crop + y) * crop + x] = v;
         }
     tensor_free(t);
     return 1;
@@ -301,8 +317,9 @@ static float *features_get(resnet *m, const cxr_data *d, const long *idx, long n
     h = fnv1a(h, m->params.data, m->params.total * sizeof(float));
     h = fnv1a(h, m->buffers.data, m->buffers.total * sizeof(float));
     uint64_t wh = h;
-    static const char recipe[] = "mgca-resize256-pad-centercrop224-norm0.5-grey3";
-    h = fnv1a(h, recipe, sizeof recipe);
+    char recipe[96];
+    snprintf(recipe, sizeof recipe, "mgca-resize%d-pad-centercrop%d-norm0.5-grey3", cl->image_size, cl->crop);
+    h = fnv1a(h, recipe, strlen(recipe) + 1);
     h = fnv1a(h, cxr_dataset_names[d->dataset], strlen(cxr_dataset_names[d->dataset]) + 1);
     /* each image by path, size and modification time, so that a dataset rewritten in
      * place (same names, new pixels) is never served stale features */
@@ -336,8 +353,9 @@ static float *features_get(resnet *m, const cxr_data *d, const long *idx, long n
         warn("%s: not a cache file for this run; computing afresh", file);
     }
     resnet_cache rc;
-    resnet_cache_alloc(&rc, m, ENC_BATCH, IMG_CROP, IMG_CROP, 0);
-    float *x = xmalloc((size_t)ENC_BATCH * 3 * IMG_CROP * IMG_CROP * sizeof *x);
+    int C = cl->crop;
+    resnet_cache_alloc(&rc, m, ENC_BATCH, C, C, 0);
+    float *x = xmalloc((size_t)ENC_BATCH * 3 * C * C * sizeof *x);
     int *ok = xmalloc(ENC_BATCH * sizeof *ok);
     char (*err)[512] = xmalloc(ENC_BATCH * sizeof *err);
     progress pg;
@@ -346,8 +364,8 @@ static float *features_get(resnet *m, const cxr_data *d, const long *idx, long n
         int b = (int)(n - s < ENC_BATCH ? n - s : ENC_BATCH);
         #pragma omp parallel for schedule(dynamic, 1)
         for (int k = 0; k < b; k++)
-            ok[k] = image_tensor(x + (size_t)k * 3 * IMG_CROP * IMG_CROP, d->items[idx[s + k]].path, err[k],
-                                 sizeof err[k]);
+            ok[k] = image_tensor(x + (size_t)k * 3 * C * C, d->items[idx[s + k]].path, cl->image_size, C,
+                                 err[k], sizeof err[k]);
         for (int k = 0; k < b; k++)
             if (!ok[k]) die("%s (%s)", err[k], d->items[idx[s + k]].source);
         resnet_forward(feat + s * F, m, &rc, x, b, 0);

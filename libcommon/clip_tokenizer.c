@@ -50,19 +50,6 @@ static int uni_class(uint32_t c) {
     return CL_OTHER;
 }
 
-/* Row of a table sorted on its first column, or NULL. */
-static const uint32_t *find_row(const uint32_t *tab, size_t n, size_t width, uint32_t c) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        const uint32_t *row = tab + mid * width;
-        if (c < row[0]) hi = mid;
-        else if (c > row[0]) lo = mid + 1;
-        else return row;
-    }
-    return NULL;
-}
-
 static int combining_class(uint32_t c) {
     if (c < 0x300) return 0;
     size_t lo = 0, hi = NELEM(uni_ccc);
@@ -88,7 +75,7 @@ static int uni_decompose(uint32_t c, uint32_t *out) {
         if (s % H_TCOUNT) { out[2] = H_TBASE + s % H_TCOUNT; return 3; }
         return 2;
     }
-    const uint32_t *row = c < 0xC0 ? NULL : find_row(&uni_decomp[0][0], NELEM(uni_decomp), 5, c);
+    const uint32_t *row = c < 0xC0 ? NULL : unicode_find_row(&uni_decomp[0][0], NELEM(uni_decomp), 5, c);
     if (!row) { out[0] = c; return 1; }
     int n = 0;
     while (n < 4 && row[1 + n]) { out[n] = row[1 + n]; n++; }
@@ -181,7 +168,7 @@ static void normalize(const uint32_t *in, size_t n, cpbuf *out) {
         } else if (c < 128) {
             cp_push(out, c >= 'A' && c <= 'Z' ? c + 32 : c);
         } else {
-            const uint32_t *row = find_row(&uni_lower[0][0], NELEM(uni_lower), 3, c);
+            const uint32_t *row = unicode_find_row(&uni_lower[0][0], NELEM(uni_lower), 3, c);
             if (!row) cp_push(out, c);
             else {
                 cp_push(out, row[1]);

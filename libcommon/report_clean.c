@@ -24,37 +24,17 @@ static void cps_push(cps *b, uint32_t c) {
     b->c[b->n++] = c;
 }
 
-static const uint32_t *find_row(const uint32_t *t, size_t rows, size_t k, uint32_t c) {
-    size_t lo = 0, hi = rows;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (c < t[mid * k]) hi = mid;
-        else if (c > t[mid * k]) lo = mid + 1;
-        else return t + mid * k;
-    }
-    return NULL;
-}
-
-static int is_word(uint32_t c) {
-    size_t lo = 0, hi = sizeof py_word / sizeof py_word[0];
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (c < py_word[mid][0]) hi = mid;
-        else if (c > py_word[mid][1]) lo = mid + 1;
-        else return 1;
-    }
-    return 0;
-}
+static int is_word(uint32_t c) { return UNICODE_IN(py_word, c); }
 
 /* Python's str.lower of one code point, appended. (Its final-sigma rule only
  * chooses between two non-ASCII word characters, which cleaning drops.) */
 static void push_lower(cps *b, uint32_t c) {
-    const uint32_t *row = find_row(&py_lower_fix[0][0], sizeof py_lower_fix / sizeof py_lower_fix[0], 4, c);
+    const uint32_t *row = unicode_find_row(&py_lower_fix[0][0], sizeof py_lower_fix / sizeof py_lower_fix[0], 4, c);
     if (row) {
         for (int i = 1; i <= 3 && row[i]; i++) cps_push(b, row[i]);
         return;
     }
-    row = find_row(&uni_lower[0][0], sizeof uni_lower / sizeof uni_lower[0], 3, c);
+    row = unicode_find_row(&uni_lower[0][0], sizeof uni_lower / sizeof uni_lower[0], 3, c);
     if (row) {
         cps_push(b, row[1]);
         if (row[2]) cps_push(b, row[2]);

@@ -363,6 +363,21 @@ const unet_info *unet_get_info(const unet_model *m) { return &m->info; }
  * freq_k = exp(-ln(10000) * k / (half - freq_shift)), args t * freq_k,
  * [sin | cos] (or [cos | sin] with flip_sin_to_cos), zero-padded when dim is odd.
  *   out [B, dim];  t [B] */
+size_t unet_pingpong_elems(const unet_model *m, int B, int H, int W) {
+    /* at level l the widest hidden state is an up block's concat of two block
+     * widths from levels l-1..l+1 */
+    const unet_info *in = &m->info;
+    size_t max_act = (size_t)(in->in_channels > in->out_channels ? in->in_channels : in->out_channels) * H * W;
+    for (int l = 0; l < m->levels; l++) {
+        int c = m->boc[l];
+        if (l > 0 && m->boc[l - 1] > c) c = m->boc[l - 1];
+        if (l + 1 < m->levels && m->boc[l + 1] > c) c = m->boc[l + 1];
+        size_t s = (size_t)2 * c * (H >> l) * (W >> l);
+        if (s > max_act) max_act = s;
+    }
+    return max_act * (size_t)B;
+}
+
 void unet_timestep_embedding(float *out, const float *t, int B, int dim, int flip, float shift) {
     int half = dim / 2;
     for (int b = 0; b < B; b++) {
@@ -402,17 +417,7 @@ void unet_forward(unet_model *m, float *out, const float *sample, const float *t
     linear_forward(temb, th, m->t2_w, m->t2_b, B, m->tdim, m->tdim);
     silu_forward(temb, temb, (size_t)B * m->tdim);
 
-    /* two ping-pong buffers big enough for any hidden state: at level l the
-     * widest is an up block's concat of two block widths from levels l-1..l+1 */
-    size_t max_act = (size_t)(in->in_channels > in->out_channels ? in->in_channels : in->out_channels) * H * W;
-    for (int l = 0; l < L; l++) {
-        int c = m->boc[l];
-        if (l > 0 && m->boc[l - 1] > c) c = m->boc[l - 1];
-        if (l + 1 < L && m->boc[l + 1] > c) c = m->boc[l + 1];
-        size_t s = (size_t)2 * c * (H >> l) * (W >> l);
-        if (s > max_act) max_act = s;
-    }
-    max_act *= (size_t)B;
+    size_t max_act = unet_pingpong_elems(m, B, H, W);
     float *X = unet_arena_alloc(a, max_act), *Y = unet_arena_alloc(a, max_act), *sw;
 #define SWAP() (sw = X, X = Y, Y = sw)
     skip skips[UNET_MAX_LEVELS * 64];

@@ -233,15 +233,7 @@ static void g_unet(gctx *c, void *out, const void *x0, const void *tproj, const 
     OP(c, silu_forward_cuda(temb, temb, (size_t)B * m->tdim, dt));
 
     /* the ping-pong buffers, sized as the CPU's */
-    size_t max_act = (size_t)(in->in_channels > in->out_channels ? in->in_channels : in->out_channels) * H * W;
-    for (int l = 0; l < L; l++) {
-        int ch = m->boc[l];
-        if (l > 0 && m->boc[l - 1] > ch) ch = m->boc[l - 1];
-        if (l + 1 < L && m->boc[l + 1] > ch) ch = m->boc[l + 1];
-        size_t s = (size_t)2 * ch * (H >> l) * (W >> l);
-        if (s > max_act) max_act = s;
-    }
-    max_act *= (size_t)B;
+    size_t max_act = unet_pingpong_elems(m, B, H, W);
     void *X = g_alloc(c, max_act), *Y = g_alloc(c, max_act), *sw;
 #define SWAP() (sw = X, X = Y, Y = sw)
     skip skips[UNET_MAX_LEVELS * 64];

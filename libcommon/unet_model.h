@@ -44,6 +44,10 @@ struct unet_model {
 /* diffusers' get_timestep_embedding (float32): out [B, dim]; t [B]. */
 void unet_timestep_embedding(float *out, const float *t, int B, int dim, int flip, float shift);
 
+/* Elements of each of the two ping-pong buffers of a pass of B samples at
+ * H x W latents: the widest hidden state at any level (CPU and GPU walks). */
+size_t unet_pingpong_elems(const unet_model *m, int B, int H, int W);
+
 /* The model's blocks from a config alone, no weights (params NULL, every
  * weight pointer NULL; n_params counted): for planning memory, as
  * unet_cuda_plan does. unet_forward dies on it. Dies like unet_load on an

@@ -40,3 +40,14 @@ int unicode_in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
     }
     return 0;
 }
+
+const uint32_t *unicode_find_row(const uint32_t *t, size_t rows, size_t k, uint32_t c) {
+    size_t lo = 0, hi = rows;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < t[mid * k]) hi = mid;
+        else if (c > t[mid * k]) lo = mid + 1;
+        else return t + mid * k;
+    }
+    return NULL;
+}

@@ -17,6 +17,9 @@ uint32_t utf8_next(const unsigned char **sp, const unsigned char *end);
 int utf8_put(unsigned char *o, uint32_t c);
 /* 1 when c lies in one of the n sorted, disjoint [lo, hi] ranges. */
 int unicode_in_ranges(const uint32_t (*ranges)[2], size_t n, uint32_t c);
+/* The row of a [rows][k] table sorted on its first column whose first entry is
+ * c, or NULL (decomposition and case tables). */
+const uint32_t *unicode_find_row(const uint32_t *table, size_t rows, size_t k, uint32_t c);
 #define UNICODE_IN(table, c) unicode_in_ranges(table, sizeof table / sizeof table[0], c)
 
 #endif

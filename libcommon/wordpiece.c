@@ -169,18 +169,6 @@ const char *wordpiece_token(const wordpiece *wp, int32_t id) {
 /* ---- Unicode -------------------------------------------------------------- */
 
 
-/* Row of a [][k] table sorted on its first column, or NULL. */
-static const uint32_t *find_row(const uint32_t *t, size_t rows, size_t k, uint32_t c) {
-    size_t lo = 0, hi = rows;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (c < t[mid * k]) hi = mid;
-        else if (c > t[mid * k]) lo = mid + 1;
-        else return t + mid * k;
-    }
-    return NULL;
-}
-
 typedef struct { uint32_t *c; size_t n, cap; } cpbuf;
 
 static void cp_push(cpbuf *b, uint32_t c) {
@@ -190,7 +178,7 @@ static void cp_push(cpbuf *b, uint32_t c) {
 
 static void push_lower(const wordpiece *wp, cpbuf *b, uint32_t c) {
     if (wp->lowercase) {
-        const uint32_t *row = find_row(&uni_lower[0][0], sizeof uni_lower / sizeof uni_lower[0], 3, c);
+        const uint32_t *row = unicode_find_row(&uni_lower[0][0], sizeof uni_lower / sizeof uni_lower[0], 3, c);
         if (row) {
             cp_push(b, row[1]);
             if (row[2]) cp_push(b, row[2]);
@@ -211,7 +199,7 @@ static void push_folded(const wordpiece *wp, cpbuf *b, uint32_t c) {
         d[nd++] = 0x1161 + (s % 588) / 28;
         if (s % 28) d[nd++] = 0x11a7 + s % 28;
     } else {
-        const uint32_t *row = find_row(&uni_decomp[0][0], sizeof uni_decomp / sizeof uni_decomp[0], 5, c);
+        const uint32_t *row = unicode_find_row(&uni_decomp[0][0], sizeof uni_decomp / sizeof uni_decomp[0], 5, c);
         if (row) for (int i = 1; i <= 4 && row[i]; i++) d[nd++] = row[i];
         else d[nd++] = c;
     }

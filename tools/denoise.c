@@ -263,8 +263,11 @@ int main(int argc, char **argv) {
     stream_header_clear(&oh);
 
     int B = (int)cl.batch;
-    record *recs = xcalloc((size_t)B + 1, sizeof *recs);
-    struct rec_view *views = xcalloc((size_t)B + 1, sizeof *views);
+    /* static: still reachable when a bad record makes die() exit mid-batch (LeakSanitizer) */
+    static record *recs;
+    static struct rec_view *views;
+    recs = xcalloc((size_t)B + 1, sizeof *recs);
+    views = xcalloc((size_t)B + 1, sizeof *views);
     for (int i = 0; i <= B; i++) record_init(&recs[i]);
     float **lats = xmalloc((size_t)B * sizeof *lats);
     const float **conds = xmalloc((size_t)B * sizeof *conds);

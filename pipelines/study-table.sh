@@ -5,17 +5,18 @@
 # interval; or, with --plot-data, one gnuplot data file per dataset and method
 # (fraction value low high, in percent) under DIR; with --csv, cxreval's JSON
 # lines as that CSV (method = the checkpoint's file name without .safetensors,
-# or the baseline's init).
+# or the baseline's init; val_loss and val_value are the probe's figures on
+# the validation split, for choosing settings without looking at the test set).
 #   study-table.sh --csv results.jsonl >results.csv
 #   study-table.sh results.csv "chexpert rsna covidx" "0.01 0.1 1"
 #   study-table.sh --plot-data results.csv DIR
 set -eu
 if [ "$1" = --csv ]; then
   jq -r -s '(["method","dataset","fraction","init","checkpoint","metric","value","ci_low","ci_high","seed",
-              "n_train","n_val","n_test"] | @csv),
+              "n_train","n_val","n_test","val_loss","val_value"] | @csv),
     (.[] | [(if .checkpoint then (.checkpoint | split("/") | last | sub("\\.safetensors$"; "")) else .init end),
             .dataset, .fraction, .init, (.checkpoint // ""), .metric, .value, .ci_low, .ci_high, .seed,
-            .n_train, .n_val, .n_test] | @csv)' "$2"
+            .n_train, .n_val, .n_test, .val_loss, .val_value] | @csv)' "$2"
   exit 0
 fi
 if [ "$1" = --plot-data ]; then

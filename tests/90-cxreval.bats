@@ -24,6 +24,9 @@ check_line() {
   jq -e '.value >= 0 and .value <= 1 and .ci_low <= .value and .value <= .ci_high' <<<"$j" >/dev/null
   jq -e 'has("fraction") and has("init") and has("checkpoint") and has("seed") and has("n_train")
          and has("n_val") and has("n_test")' <<<"$j" >/dev/null
+  # the validation split's figures: the probe's best loss and the metric there
+  jq -e '(.val_loss | type) == "number" and .val_loss >= 0
+         and ((.val_value == null) or (.val_value >= 0 and .val_value <= 1))' <<<"$j" >/dev/null
   [ "$(jq '.n_train + .n_val + .n_test' <<<"$j")" -le "$4" ]
 }
 

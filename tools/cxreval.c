@@ -418,6 +418,37 @@ static long gather(const cxr_data *d, int s, const float *feat, const long *pos,
     return k;
 }
 
+/* The run's metric on the validation split (the probe's best weights), no
+ * interval: NAN when it is undefined there (a label with one class only). */
+static double validation_metric(const linear_probe *p, const cxr_data *d, const float *x, const float *t, long n) {
+    if (n == 0) return NAN;
+    int L = d->n_labels;
+    float *logits = xmalloc((size_t)n * L * sizeof *logits);
+    probe_predict(p, x, n, logits);
+    double *score = xmalloc((size_t)n * L * sizeof *score), v = 0;
+    int32_t *y = xcalloc((size_t)n, sizeof *y);
+    for (long i = 0; i < n * L; i++) score[i] = logits[i];
+    for (long i = 0; i < n; i++)
+        for (int j = 0; j < L; j++)
+            if (t[i * L + j] > 0.5f) y[i] = j;
+    if (!d->multi_label) {
+        v = metrics_accuracy(score, y, n, L);
+    } else {
+        uint8_t *lb = xmalloc((size_t)n);
+        double *sc = xmalloc((size_t)n * sizeof *sc), a;
+        for (int j = 0; j < L && !isnan(v); j++) {
+            for (long i = 0; i < n; i++) sc[i] = score[i * L + j], lb[i] = t[i * L + j] > 0.5f;
+            v = metrics_auroc_try(sc, lb, n, &a) ? v + a / L : NAN;
+        }
+        free(lb);
+        free(sc);
+    }
+    free(logits);
+    free(score);
+    free(y);
+    return v;
+}
+
 int main(int argc, char **argv) {
     prog_init(argv[0]);
     argv[0] = (char *)prog_name; /* so getopt's own messages begin "cxreval:" */
@@ -475,6 +506,7 @@ int main(int argc, char **argv) {
         }
     }
     const char *metric = d->multi_label ? "auroc" : "accuracy";
+    double val_value = validation_metric(&p, d, xva, tva, nva);
     char what[256];
     snprintf(what, sizeof what, "%s test set", datasets[cl.dataset]);
     metric_ci ci = metrics_bootstrap(d->multi_label ? METRIC_AUROC_MACRO : METRIC_ACCURACY, score, lab, y, nte,
@@ -487,6 +519,10 @@ int main(int argc, char **argv) {
                           (json_int_t)cl.seed, "n_train", (json_int_t)ntr, "n_val", (json_int_t)nva, "n_test",
                           (json_int_t)nte, "bootstrap", (json_int_t)ci.n_resamples, "epochs",
                           (json_int_t)pr.epochs_run, "best_epoch", (json_int_t)pr.best_epoch);
+    /* the validation split's figures, for choosing settings without the test set */
+    if (o && (json_object_set_new(o, "val_loss", json_real(pr.best_val_loss)) ||
+              json_object_set_new(o, "val_value", isnan(val_value) ? json_null() : json_real(val_value))))
+        die("cannot build the result line");
     if (!o) die("cannot build the result line");
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     if (printf("%s\n", line) < 0 || fflush(stdout) != 0) die("cannot write the result: %s", strerror(errno));
@@ -498,8 +534,8 @@ int main(int argc, char **argv) {
                 cl.fraction, inits[cl.init], cl.checkpoint ? " " : "", cl.checkpoint ? cl.checkpoint : "", cl.seed);
         fprintf(stderr, "  images: train %ld (of %ld), validation %ld, test %ld; feature %d-d\n", ntr,
                 d->n_train_full, nva, nte, F);
-        fprintf(stderr, "  probe: %d epochs, best %d (validation loss %.4f)\n", pr.epochs_run, pr.best_epoch,
-                pr.best_val_loss);
+        fprintf(stderr, "  probe: %d epochs, best %d (validation loss %.4f, %s %.4f)\n", pr.epochs_run,
+                pr.best_epoch, pr.best_val_loss, d->multi_label ? "macro AUROC" : "accuracy", val_value);
         if (d->multi_label && d->n_labels > 1)
             for (int j = 0; j < d->n_labels; j++) {
                 double a;

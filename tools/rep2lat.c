@@ -2,8 +2,11 @@
  * in, a cxrstream(5) out with, per report, the CLIP text states that condition
  * the UNet and the seeded initial latent noise (the unconditional states for
  * guidance travel once, in the header). Reports are read, cleaned and batched
- * through the text encoder; each batch's records are written whole, in order. */
+ * through the text encoder (on the CPU, or on the GPU with clip_text_cuda);
+ * each batch's records are written whole, in order. The latents are drawn on
+ * the host whatever the device. */
 #include "clip_text.h"
+#include "clip_text_cuda.h"
 #include "clip_tokenizer.h"
 #include "common.h"
 #include "diffusers.h"
@@ -39,9 +42,12 @@ static const char usage[] =
     "                            --height)\n"
     "      --clip-skip N         skip the last N CLIP layers; 0 = last_hidden_state\n"
     "                            (default 0)\n"
-    "      --batch B             reports per text-encoder pass, 1-1024 (default 1)\n"
-    "      --precision P         fp32, fp16 or bf16: weights rounded and latents\n"
-    "                            drawn in that type (default fp32)\n"
+    "      --batch B             reports per text-encoder pass (the GPU batch),\n"
+    "                            1-1024 (default 1)\n"
+    "      --precision P         fp32, fp16 or bf16: the latents are drawn in that\n"
+    "                            type; on the GPU the text encoder's storage type\n"
+    "                            (default fp16 there), on the CPU its weights are\n"
+    "                            rounded to it (default fp32 there)\n"
     "      --shard K/N           write only records i with i mod N = K-1 (ids and\n"
     "                            seeds as in the whole file), 1 <= K <= N\n"
     "      --skip-existing DIR   skip records whose PNG (lat2png's name) is in DIR\n"
@@ -61,7 +67,7 @@ struct cmdline {
     long height, width;    /* 0: from the model's unet/config.json */
     long clip_skip;
     long batch;
-    int precision;         /* index into precisions; -1: fp32 */
+    int precision;         /* index into precisions; -1: per device (main resolves it) */
     long shard_k, shard_n; /* --shard K/N; N = 0: every record */
     const char *skip_dir;  /* --skip-existing DIR, or NULL */
     struct common_opts common;
@@ -140,6 +146,7 @@ struct model {
     diffusers_model *dm;
     clip_tokenizer *tok;
     clip_text_model *te;
+    clip_text_cuda *gte;  /* the text encoder on the GPU, or NULL: on the CPU */
     int max_len;          /* 77 */
     int dim;              /* D */
     const char *family;   /* "sd1" (CLIP ViT-L/14, quick_gelu) or "sd2" (OpenCLIP, gelu) */
@@ -235,7 +242,35 @@ static void model_open(struct model *m, const struct cmdline *cl) {
     model_geometry(m, cl->height, cl->width);
 }
 
+/* The states of n prompts of T token ids, on whichever device holds the encoder. */
+static void model_encode(const struct model *m, float *out, const int32_t *ids, int n, int clip_skip) {
+    if (m->gte) clip_text_cuda_forward(m->gte, out, ids, n, m->max_len, clip_skip);
+    else clip_text_forward(m->te, out, ids, n, m->max_len, clip_skip);
+}
+
+static const dtype_t prec_dtype[] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16};   /* by index of precisions */
+
+/* The text encoder on the GPU in the storage type of --precision, with the
+ * arena for --batch prompts allocated once; when the GPU cannot hold it, the
+ * batch that fits. Before anything is written. */
+static void model_to_gpu(struct model *m, const struct cmdline *cl) {
+    dtype_t dt = prec_dtype[cl->precision];
+    m->gte = clip_text_cuda_new(m->te, dt);
+    clip_text_cuda_oom oom;
+    if (clip_text_cuda_reserve(m->gte, (int)cl->batch, m->max_len, &oom)) return;
+    int fit = clip_text_cuda_max_batch(&m->te->cfg, dt, m->max_len, oom.avail);
+    const double gib = 1073741824.0;
+    char tail[128];
+    if (fit > 0) snprintf(tail, sizeof tail, "the largest --batch that fits is %d", fit);
+    else snprintf(tail, sizeof tail, "not even --batch 1 fits");
+    die("out of GPU memory: --batch %ld of %d tokens needs %.2f GiB of %s text-encoder activations, and %.2f GiB of "
+        "the GPU's %.2f GiB are free after the weights (%.2f GiB kept for cuBLAS); %s",
+        cl->batch, m->max_len, oom.need / gib, dtype_name(dt), oom.free / gib, oom.total / gib,
+        CLIP_TEXT_CUDA_RESERVE / gib, tail);
+}
+
 static void model_close(struct model *m) {
+    clip_text_cuda_free(m->gte);
     clip_text_free(m->te);
     clip_tokenizer_free(m->tok);
     diffusers_close(m->dm);
@@ -299,8 +334,8 @@ static void encode_and_write(struct pending *p) {
     const struct model *m = p->m;
     const int T = m->max_len, D = m->dim;
     for (int i = 0; i < p->n; i++) clip_tokenize(m->tok, p->r[i].text, p->ids + (size_t)i * T);
-    clip_text_forward(m->te, p->states, p->ids, p->n, T, (int)p->cl->clip_skip);
-    dtype_t ldt = p->cl->precision == 1 ? DTYPE_F16 : p->cl->precision == 2 ? DTYPE_BF16 : DTYPE_F32;
+    model_encode(m, p->states, p->ids, p->n, (int)p->cl->clip_skip);
+    dtype_t ldt = prec_dtype[p->cl->precision];   /* the same on either device */
     for (int i = 0; i < p->n; i++) {
         struct report *r = &p->r[i];
         record *rec = record_new(r->id);
@@ -441,7 +476,7 @@ int main(int argc, char **argv) {
     struct cmdline cl;
     cmdline_parse(&cl, argc, argv);
     enum device_kind dev = common_start(&cl.common);
-    if (dev == DEVICE_CUDA) info("the text encoder runs on the CPU (it has no CUDA kernels yet)");
+    if (cl.precision < 0) cl.precision = dev == DEVICE_CUDA ? 1 : 0;   /* fp16 on the GPU */
 
     FILE *in = stdin;
     const char *src = "stdin";
@@ -452,6 +487,8 @@ int main(int argc, char **argv) {
     }
     struct model m = {0};
     model_open(&m, &cl);
+    if (dev == DEVICE_CUDA) model_to_gpu(&m, &cl);
+    info("text encoder: %s %s, batch %ld", dev == DEVICE_CUDA ? "cuda" : "cpu", precisions[cl.precision], cl.batch);
     const int T = m.max_len, D = m.dim;
 
     /* The header: run-level provenance and the unconditional states, which
@@ -474,13 +511,13 @@ int main(int argc, char **argv) {
     json_object_set_new(h.rec.meta, "clip_skip", json_integer(cl.clip_skip));
     json_object_set_new(h.rec.meta, "height", json_integer(m.height));
     json_object_set_new(h.rec.meta, "width", json_integer(m.width));
-    json_object_set_new(h.rec.meta, "precision", json_string(precisions[cl.precision < 0 ? 0 : cl.precision]));
+    json_object_set_new(h.rec.meta, "precision", json_string(precisions[cl.precision]));
     json_object_set_new(h.rec.meta, "latent_scaled", json_false());
     {
         int32_t *ids = xmalloc((size_t)T * sizeof *ids);
         clip_tokenize(m.tok, cl.negative ? cl.negative : "", ids); /* as given, as diffusers */
         tensor *uncond = tensor_new_f32(2, (int64_t[]){T, D});
-        clip_text_forward(m.te, uncond->data, ids, 1, T, 0);
+        model_encode(&m, uncond->data, ids, 1, 0);
         record_add_tensor(&h.rec, "uncond", uncond);
         free(ids);
     }

@@ -5,7 +5,8 @@
  * 2e-2 and bf16 within 1e-1 (first estimates, not yet measured on a GPU: the
  * storage unit roundoff, 4.9e-4 and 3.9e-3, times the some 40 roundings along
  * the decoder's path, as test_gpu_unet.c; the measured errors are printed);
- * tiled decoding against the CPU's (the same tolerances); a batch of 2 equal,
+ * tiled decoding against the CPU's, and the attention's cuBLAS path (SD's
+ * 512-wide head) forced on the tiny VAEs (the same tolerances); a batch of 2 equal,
  * per latent, to two passes of 1 (fp32 1e-5, fp16 2e-3: cuBLAS may pick other
  * kernels for other shapes); a second pass giving the same bytes; the convs
  * in runs under a small workspace cap; the arena reservation refusing a batch
@@ -87,6 +88,18 @@ static void test_tiled(void) {
     check_model("models/tiny-sd2", keys, 1, 64);
 }
 
+/* SD's VAE has one head of 512 channels, which attention_forward_cuda sends
+ * through cuBLAS (head_dim > 160); the tiny VAEs' 32 take the flash kernels.
+ * The cuBLAS path forced (attention_cuda_set_impl(4)) on the tiny VAEs. */
+static void test_attention_cublas(void) {
+    if (!have_gpu()) return;
+    int keep = attention_cuda_set_impl(4);
+    const char *k1[] = {"sd1.lat2"}, *k2[] = {"sd2.lat1"};
+    check_model("models/tiny-sd1", k1, 1, 0);
+    check_model("models/tiny-sd2", k2, 1, 0);
+    attention_cuda_set_impl(keep);
+}
+
 /* sd1.lat2 as one pass of 2 and two passes of 1. */
 static void test_batch(void) {
     if (!have_gpu()) return;
@@ -145,6 +158,7 @@ static void no_cuda(void) { unit_skip("no GPU (built without CUDA)"); }
 #define test_sd1 no_cuda
 #define test_sd2 no_cuda
 #define test_tiled no_cuda
+#define test_attention_cublas no_cuda
 #define test_batch no_cuda
 #define test_workspace_cap no_cuda
 #define test_oom no_cuda
@@ -160,6 +174,7 @@ int main(int argc, char **argv) {
     RUN(test_sd1);
     RUN(test_sd2);
     RUN(test_tiled);
+    RUN(test_attention_cublas);
     RUN(test_batch);
     RUN(test_workspace_cap);
     RUN(test_oom);

@@ -3,6 +3,7 @@
  * tensor by tensor from the safetensors files) and the forward pass over
  * three ping-pong activation buffers. */
 #include "vae.h"
+#include "vae_model.h"
 
 #include "attention.h"
 #include "common.h"
@@ -19,37 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#define VAE_EPS 1e-6f   /* diffusers' Decoder passes resnet_eps=1e-6 to every GroupNorm */
-
-typedef struct vae_resnet {
-    int cin, cout;
-    float *norm1_w, *norm1_b;     /* [cin] */
-    float *conv1_w, *conv1_b;     /* [cout, cin, 3, 3], [cout] */
-    float *norm2_w, *norm2_b;     /* [cout] */
-    float *conv2_w, *conv2_b;     /* [cout, cout, 3, 3], [cout] */
-    float *short_w, *short_b;     /* [cout, cin, 1, 1], [cout]; NULL when cin == cout */
-} vae_resnet;
-
-typedef struct vae_attn {
-    float *norm_w, *norm_b;       /* [c] */
-    float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b; /* [c, c], [c] */
-} vae_attn;
-
-struct vae_decoder {
-    vae_config cfg;
-    char *source;                 /* the folder, for messages */
-    float *params;                /* every weight, one block */
-    size_t n_params;
-    float *pq_w, *pq_b;           /* post_quant_conv [lc, lc, 1, 1], [lc]; NULL when unused */
-    float *in_w, *in_b;           /* decoder.conv_in [ctop, lc, 3, 3], [ctop] */
-    vae_resnet mid_res[2];
-    vae_attn mid_attn;
-    vae_resnet *up_res;           /* [n_blocks][layers_per_block + 1] */
-    float *up_w[VAE_MAX_BLOCKS], *up_b[VAE_MAX_BLOCKS]; /* upsamplers.0.conv [c, c, 3, 3], [c] */
-    float *out_norm_w, *out_norm_b; /* conv_norm_out [block_out[0]] */
-    float *out_w, *out_b;         /* conv_out [out_ch, block_out[0], 3, 3], [out_ch] */
-};
 
 /* ---- config ----------------------------------------------------------------- */
 
@@ -248,40 +218,60 @@ static char *load_param(const diffusers_part *part, st_file **open, const vae_pa
     return NULL;
 }
 
-vae_decoder *vae_load(const diffusers_part *part) {
-    if (!part->config) die("%s/: no config.json for the VAE", part->dir);
-    if (part->n_weights < 1) die("%s/: no VAE weights", part->dir);
-    vae_decoder *v = xcalloc(1, sizeof *v);
-    v->source = xstrdup(part->dir);
-    config_read(&v->cfg, part->config, part->config_path ? part->config_path : part->dir);
+/* The parameters of v's config, in diffusers' order, into L (pointers into
+ * v's layout; vae_load fills them, vae_from_config leaves them NULL). */
+static void layout(vae_decoder *v, vae_loader *L) {
     const vae_config *c = &v->cfg;
     int lc = c->latent_channels, nb = c->n_blocks, ctop = c->block_out[nb - 1], nres = c->layers_per_block + 1;
-
-    vae_loader L = {0};
     char n[200];
-    if (c->post_quant_conv) want_conv(&L, &v->pq_w, &v->pq_b, lc, lc, 1, "post_quant_conv");
-    want_conv(&L, &v->in_w, &v->in_b, ctop, lc, 3, "decoder.conv_in");
-    want_resnet(&L, &v->mid_res[0], ctop, ctop, "decoder.mid_block.resnets.0");
-    if (c->mid_attention) want_attn(&L, &v->mid_attn, ctop, "decoder.mid_block.attentions.0");
-    want_resnet(&L, &v->mid_res[1], ctop, ctop, "decoder.mid_block.resnets.1");
+    if (c->post_quant_conv) want_conv(L, &v->pq_w, &v->pq_b, lc, lc, 1, "post_quant_conv");
+    want_conv(L, &v->in_w, &v->in_b, ctop, lc, 3, "decoder.conv_in");
+    want_resnet(L, &v->mid_res[0], ctop, ctop, "decoder.mid_block.resnets.0");
+    if (c->mid_attention) want_attn(L, &v->mid_attn, ctop, "decoder.mid_block.attentions.0");
+    want_resnet(L, &v->mid_res[1], ctop, ctop, "decoder.mid_block.resnets.1");
     v->up_res = xcalloc((size_t)nb * nres, sizeof *v->up_res);
     int ch = ctop;
     for (int i = 0; i < nb; i++) {
         int cout = c->block_out[nb - 1 - i];
         for (int j = 0; j < nres; j++) {
             snprintf(n, sizeof n, "decoder.up_blocks.%d.resnets.%d", i, j);
-            want_resnet(&L, &v->up_res[i * nres + j], j == 0 ? ch : cout, cout, n);
+            want_resnet(L, &v->up_res[i * nres + j], j == 0 ? ch : cout, cout, n);
         }
         ch = cout;
         if (i < nb - 1) {
             snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv", i);
-            want_conv(&L, &v->up_w[i], &v->up_b[i], ch, ch, 3, n);
+            want_conv(L, &v->up_w[i], &v->up_b[i], ch, ch, 3, n);
         }
     }
-    want_norm(&L, &v->out_norm_w, &v->out_norm_b, c->block_out[0], "decoder.conv_norm_out");
-    want_conv(&L, &v->out_w, &v->out_b, c->out_channels, c->block_out[0], 3, "decoder.conv_out");
+    want_norm(L, &v->out_norm_w, &v->out_norm_b, c->block_out[0], "decoder.conv_norm_out");
+    want_conv(L, &v->out_w, &v->out_b, c->out_channels, c->block_out[0], 3, "decoder.conv_out");
+    v->n_params = L->total;
+}
 
-    v->n_params = L.total;
+static void loader_free(vae_loader *L) {
+    for (int i = 0; i < L->n; i++) free(L->p[i].name), free(L->p[i].alt);
+    free(L->p);
+}
+
+vae_decoder *vae_from_config(const json_t *config, const char *where) {
+    vae_decoder *v = xcalloc(1, sizeof *v);
+    v->source = xstrdup(where);
+    config_read(&v->cfg, config, where);
+    vae_loader L = {0};
+    layout(v, &L);
+    loader_free(&L);
+    return v;
+}
+
+vae_decoder *vae_load(const diffusers_part *part) {
+    if (!part->config) die("%s/: no config.json for the VAE", part->dir);
+    if (part->n_weights < 1) die("%s/: no VAE weights", part->dir);
+    vae_decoder *v = xcalloc(1, sizeof *v);
+    v->source = xstrdup(part->dir);
+    config_read(&v->cfg, part->config, part->config_path ? part->config_path : part->dir);
+    vae_loader L = {0};
+    layout(v, &L);
+
     v->params = xmalloc_aligned(L.total * sizeof(float));
     st_file **open = xcalloc((size_t)part->n_weights, sizeof *open);
     char *err = NULL;
@@ -289,10 +279,9 @@ vae_decoder *vae_load(const diffusers_part *part) {
         *L.p[i].dst = v->params + L.p[i].off;
         err = load_param(part, open, &L.p[i], *L.p[i].dst);
     }
-    for (int i = 0; i < L.n; i++) free(L.p[i].name), free(L.p[i].alt);
+    loader_free(&L);
     for (int i = 0; i < part->n_weights; i++) st_close(open[i]);
     free(open);
-    free(L.p);
     if (err) { /* everything freed first, so a sanitizer build sees no leak */
         static char msg[1024];
         snprintf(msg, sizeof msg, "%s", err);
@@ -387,8 +376,7 @@ static void attn_forward(float *x, float *a, float *s, const vae_attn *p, int ba
     eltwise_add(x, x, a, n);
 }
 
-/* The largest activation, in floats per latent, and the attention's n. */
-static size_t max_activation(const vae_config *c, int h, int w) {
+size_t vae_max_activation(const vae_config *c, int h, int w) {
     int nb = c->n_blocks, ch = c->block_out[nb - 1];
     size_t m = (size_t)ch * h * w;
     if ((size_t)c->latent_channels * h * w > m) m = (size_t)c->latent_channels * h * w;
@@ -409,16 +397,17 @@ static size_t max_activation(const vae_config *c, int h, int w) {
 size_t vae_decode_scratch_bytes(const vae_decoder *v, int batch, int h, int w) {
     const vae_config *c = &v->cfg;
     size_t attn = c->mid_attention ? 4 * (size_t)c->block_out[c->n_blocks - 1] * h * w : 0;
-    return ((3 * max_activation(c, h, w)) + attn) * (size_t)batch * sizeof(float);
+    return ((3 * vae_max_activation(c, h, w)) + attn) * (size_t)batch * sizeof(float);
 }
 
 void vae_decode(const vae_decoder *v, float *out, const float *latents, int batch, int h, int w) {
     const vae_config *c = &v->cfg;
+    if (!v->params) die("vae_decode: the VAE of %s was built from its config alone (no weights)", v->source);
     if (batch < 1 || h < 1 || w < 1) die("vae_decode: bad latent size [%d, %d, %d, %d]", batch, c->latent_channels, h, w);
     int nb = c->n_blocks, lc = c->latent_channels, g = c->groups, nres = c->layers_per_block + 1;
     int64_t side = (int64_t)(h > w ? h : w) << (nb - 1);
     if (side > 65536) die("vae_decode: latents of %d x %d make an image too large to decode", h, w);
-    size_t cap = max_activation(c, h, w) * (size_t)batch;
+    size_t cap = vae_max_activation(c, h, w) * (size_t)batch;
     float *x = xmalloc_aligned(cap * sizeof(float));
     float *a = xmalloc_aligned(cap * sizeof(float));
     float *b = xmalloc_aligned(cap * sizeof(float));
@@ -490,11 +479,12 @@ static void blend_h(const float *a, int aw, float *b, int bw, int c, int h, int 
     }
 }
 
-void vae_decode_tiled(const vae_decoder *v, float *out, const float *latents, int batch, int h, int w, int tile_px) {
+void vae_decode_tiled_with(const vae_decoder *v, vae_decode_fn decode, void *ctx, float *out, const float *latents,
+                           int batch, int h, int w, int tile_px) {
     const vae_config *c = &v->cfg;
     int s = vae_upscale(v), lc = c->latent_channels, oc = c->out_channels;
     if (tile_px <= 0 || (h * s <= tile_px && w * s <= tile_px)) {
-        vae_decode(v, out, latents, batch, h, w);
+        decode(ctx, out, latents, batch, h, w);
         return;
     }
     if (tile_px % s || tile_px / s < 4) die("vae_decode_tiled: tile of %d pixels is not a multiple of %d (>= %d)", tile_px, s, 4 * s);
@@ -515,7 +505,7 @@ void vae_decode_tiled(const vae_decoder *v, float *out, const float *latents, in
                         memcpy(z + ((size_t)ch * th + y) * tw, lat + ((size_t)ch * h + i * stride + y) * w + j * stride,
                                (size_t)tw * sizeof(float));
                 float *t = tiles[i * nj + j] = xmalloc_aligned((size_t)oc * th * s * tw * s * sizeof(float));
-                vae_decode(v, t, z, 1, th, tw);
+                decode(ctx, t, z, 1, th, tw);
             }
         /* blend in diffusers' order, in place (a tile blended into the next
          * has already had its own neighbours blended in) */
@@ -542,4 +532,12 @@ void vae_decode_tiled(const vae_decoder *v, float *out, const float *latents, in
     }
     free(tiles);
     free(z);
+}
+
+static void cpu_decode(void *v, float *out, const float *latents, int batch, int h, int w) {
+    vae_decode(v, out, latents, batch, h, w);
+}
+
+void vae_decode_tiled(const vae_decoder *v, float *out, const float *latents, int batch, int h, int w, int tile_px) {
+    vae_decode_tiled_with(v, cpu_decode, (void *)v, out, latents, batch, h, w, tile_px);
 }

@@ -1,13 +1,15 @@
 /* lat2png.c — the tail of the generation pipeline: decodes each record's
- * final latents with the VAE (libcommon/vae.h) and writes one PNG per record
- * (report and provenance in text chunks), and a JSON line per image on
- * stdout (the manifest pairpack reads). Pixels are made as diffusers'
- * pipelines make them; grey is PIL's convert("L"). */
+ * final latents with the VAE (libcommon/vae.h on the CPU, vae_cuda.h on the
+ * GPU, --batch latents per pass) and writes one PNG per record (report and
+ * provenance in text chunks), and a JSON line per image on stdout (the
+ * manifest pairpack reads). Pixels are made as diffusers' pipelines make
+ * them; grey is PIL's convert("L"). */
 #include "common.h"
 #include "png_io.h"
 #include "progress.h"
 #include "stream.h"
 #include "vae.h"
+#include "vae_cuda.h"
 
 #include <errno.h>
 #include <math.h>
@@ -33,7 +35,8 @@ static const char usage[] =
     "      --tile PX             decode in overlapping tiles of PX pixels, a\n"
     "                            multiple of 64; 0 = whole image (default 512)\n"
     "      --force               overwrite existing files instead of failing\n"
-    "      --batch B             latents per VAE pass, 1-1024 (default 1)\n"
+    "      --batch B             latents per VAE pass, 1-1024 (default 1); on the\n"
+    "                            GPU the arena is sized for B\n"
     "      --precision P         fp32, fp16 or bf16 (default: fp32 on the CPU,\n"
     "                            fp16 on CUDA)\n"
     COMMON_HELP
@@ -42,6 +45,7 @@ static const char usage[] =
     "  rep2lat -m roentgen reports.jsonl | denoise | lat2png --gray -o png >png.jsonl\n";
 
 static const char *const precisions[] = {"fp32", "fp16", "bf16", NULL};
+static const dtype_t prec_dtype[] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16};   /* by index of precisions */
 
 struct cmdline {
     const char *model;   /* NULL: the folder named in the stream header */
@@ -217,6 +221,7 @@ typedef struct run {
     const struct cmdline *cl;
     const char *model_dir;
     vae_decoder *vae;
+    vae_cuda *gpu;                 /* NULL: decode on the CPU */
     const json_t *hmeta;           /* the input header's meta */
     name_set names;
     progress prog;
@@ -330,6 +335,33 @@ static void write_image(run *R, const record *rec, const float *img, int h, int 
     progress_update(&R->prog, ++R->written);
 }
 
+/* The GPU arena for --batch latents of h x w (or for one tile of them),
+ * allocated once (again only for a larger size); when the GPU cannot hold
+ * it, the batch that fits, or the advice to tile. */
+static void gpu_reserve(run *R, int h, int w) {
+    const struct cmdline *cl = R->cl;
+    int pb, ph, pw, s = vae_upscale(R->vae);
+    vae_cuda_tiled_pass(R->vae, (int)cl->batch, h, w, (int)cl->tile, &pb, &ph, &pw);
+    vae_cuda_oom oom;
+    if (vae_cuda_reserve(R->gpu, pb, ph, pw, &oom)) return;
+    dtype_t dt = vae_cuda_dtype(R->gpu);
+    const double gib = 1073741824.0;
+    char what[160], tail[160];
+    if (ph != h || pw != w) { /* tiles: one at a time, whatever --batch */
+        snprintf(what, sizeof what, "a --tile %ld tile (%dx%d latents of a %dx%d image)", cl->tile, ph, pw, h * s,
+                 w * s);
+        snprintf(tail, sizeof tail, "use a smaller --tile");
+    } else {
+        int fit = vae_cuda_max_batch(R->vae, dt, h, w, oom.avail);
+        snprintf(what, sizeof what, "--batch %ld at %dx%d latents", cl->batch, h, w);
+        if (fit > 0) snprintf(tail, sizeof tail, "the largest --batch that fits is %d", fit);
+        else snprintf(tail, sizeof tail, "not even --batch 1 fits; --tile with tiles smaller than the image decodes it");
+    }
+    die("out of GPU memory: %s needs %.2f GiB of %s activations, and %.2f GiB of the GPU's %.2f GiB are free after "
+        "the weights (%.2f GiB kept for cuBLAS and buffers); %s",
+        what, oom.need / gib, dtype_name(dt), oom.free / gib, oom.total / gib, VAE_CUDA_RESERVE / gib, tail);
+}
+
 /* Decodes recs[0..n) (same latent size h x w) in one VAE pass and writes them. */
 static void flush_batch(run *R, record *recs, char **paths, int n, int h, int w) {
     const vae_config *c = vae_get_config(R->vae);
@@ -341,7 +373,12 @@ static void flush_batch(run *R, record *recs, char **paths, int n, int h, int w)
         const float *l = record_find_tensor(&recs[j], "latents")->data;
         for (size_t i = 0; i < nl; i++) z[j * nl + i] = l[i] / c->scaling_factor; /* as the pipelines */
     }
-    vae_decode_tiled(R->vae, out, z, n, h, w, (int)R->cl->tile);
+    if (R->gpu) {
+        gpu_reserve(R, h, w);
+        vae_cuda_decode_tiled(R->gpu, out, z, n, h, w, (int)R->cl->tile);
+    } else {
+        vae_decode_tiled(R->vae, out, z, n, h, w, (int)R->cl->tile);
+    }
     for (int j = 0; j < n; j++) write_image(R, &recs[j], out + j * no, h * s, w * s, paths[j]);
     free(z);
     free(out);
@@ -364,13 +401,10 @@ int main(int argc, char **argv) {
     struct cmdline cl;
     cmdline_parse(&cl, argc, argv);
     enum device_kind dev = common_start(&cl.common);
-    if (dev == DEVICE_CUDA) {
-        if (!strcmp(cl.common.device, "cuda")) die("--device cuda: the CUDA VAE decoder is not built yet; use --device cpu");
-        info("the CUDA VAE decoder is not built yet; decoding on the CPU");
-    }
-    if (cl.precision > 0)
-        die("--precision %s: the CPU decoder computes in fp32 only; fp16 and bf16 come with the CUDA decoder",
-            precisions[cl.precision]);
+    int prec = cl.precision >= 0 ? cl.precision : dev == DEVICE_CUDA ? 1 : 0;   /* fp16 on the GPU */
+    if (dev == DEVICE_CPU && prec > 0)
+        die("--precision %s: the CPU decoder computes in fp32 only (the reference)%s", precisions[prec],
+            strcmp(cl.common.device, "cpu") ? "; no GPU answered --device auto" : "");
     outdir_prepare(cl.outdir);
 
     FILE *f = stdin;
@@ -401,8 +435,10 @@ int main(int argc, char **argv) {
     const vae_config *vc = vae_get_config(state.vae);
     if (vc->out_channels != 3)
         die("%s: the VAE makes %d channels per pixel; lat2png writes RGB (3) images", state.model_dir, vc->out_channels);
-    info("VAE of %s: %d blocks, scaling_factor %g, %s", state.model_dir, vc->n_blocks, (double)vc->scaling_factor,
-         cl.gray ? "grey" : "RGB");
+    if (dev == DEVICE_CUDA) state.gpu = vae_cuda_new(state.vae, prec_dtype[prec]);
+    info("VAE of %s: %d blocks, scaling_factor %g, %s, batch %ld, %s %s", state.model_dir, vc->n_blocks,
+         (double)vc->scaling_factor, cl.gray ? "grey" : "RGB", cl.batch, dev == DEVICE_CUDA ? "cuda" : "cpu",
+         precisions[prec]);
     progress_start(&state.prog, "decoded", -1, "image");
 
     int nb = (int)cl.batch, k = 0, bh = 0, bw = 0;
@@ -437,6 +473,7 @@ int main(int argc, char **argv) {
     free(recs);
     progress_end(&state.prog);
     name_set_free(&state.names);
+    vae_cuda_free(state.gpu);
     vae_free(state.vae);
     stream_reader_close(in);
     if (f != stdin) fclose(f);

@@ -7,6 +7,9 @@
 # order, provenance in meta, and every bad input of issue #4 item 6 (a stream
 # from another tool, latents that do not fit the UNet, text states of the
 # wrong width, a missing weight): exit 2 with one message naming the record.
+# Every run pins --device cpu: these compare with the CPU reference at its
+# tolerance (on a GPU host, auto would pick the GPU in fp16; 55-denoise-device.bats
+# tests the GPU).
 load test_helper
 
 
@@ -33,7 +36,7 @@ bad() {
 
 @test "default scheduler (the model's PNDM), batch 2: equal to the diffusers pipeline" {
   mkcond -n 3 >"$TMP/c.cxr"
-  denoise -m "$M" --steps 10 --batch 2 "$TMP/c.cxr" >"$TMP/o.cxr" 2>"$TMP/err"
+  denoise --device cpu -m "$M" --steps 10 --batch 2 "$TMP/c.cxr" >"$TMP/o.cxr" 2>"$TMP/err"
   grep -q "PNDMScheduler, 11 UNet calls per record (10 steps), guidance 7.5, batch 2" "$TMP/err"
   grep -q "records 1-2: 11/11 step" "$TMP/err"
   run -0 cmplat "$TMP/o.cxr" "$FIXTURES/denoise_ref.safetensors" mkcond.pndm 1e-3
@@ -45,27 +48,27 @@ bad() {
   # is the DDIM run, byte for byte, and the class says so on stderr.
   sed -i 's/PNDMScheduler/DDIMScheduler/' "$M/model_index.json"
   mkcond -n 2 >"$TMP/c.cxr"
-  denoise -m "$M" --threads 1 --steps 4 "$TMP/c.cxr" >"$TMP/default.cxr" 2>"$TMP/err"
+  denoise --device cpu -m "$M" --threads 1 --steps 4 "$TMP/c.cxr" >"$TMP/default.cxr" 2>"$TMP/err"
   grep -q "DDIMScheduler, 4 UNet calls per record" "$TMP/err"
-  denoise -q -m "$M" --threads 1 --steps 4 --scheduler ddim "$TMP/c.cxr" >"$TMP/ddim.cxr"
+  denoise --device cpu -q -m "$M" --threads 1 --steps 4 --scheduler ddim "$TMP/c.cxr" >"$TMP/ddim.cxr"
   cmp "$TMP/default.cxr" "$TMP/ddim.cxr"
-  denoise -q -m "$M" --threads 1 --steps 4 --scheduler pndm "$TMP/c.cxr" >"$TMP/pndm.cxr"
+  denoise --device cpu -q -m "$M" --threads 1 --steps 4 --scheduler pndm "$TMP/c.cxr" >"$TMP/pndm.cxr"
   ! cmp -s "$TMP/default.cxr" "$TMP/pndm.cxr"
   sed -i 's/DDIMScheduler/KarrasVeScheduler/' "$M/model_index.json"
-  run -2 --separate-stderr denoise -q -m "$M" --steps 4 "$TMP/c.cxr"
+  run -2 --separate-stderr denoise --device cpu -q -m "$M" --steps 4 "$TMP/c.cxr"
   bad "model_index.json: scheduler class KarrasVeScheduler is not built"
 }
 
 @test "Euler ancestral: the record's generator continues after the initial noise, as in diffusers" {
-  mkcond -n 3 | denoise -q -m "$M" --steps 10 --batch 3 --scheduler euler_a >"$TMP/o.cxr"
+  mkcond -n 3 | denoise --device cpu -q -m "$M" --steps 10 --batch 3 --scheduler euler_a >"$TMP/o.cxr"
   run -0 cmplat "$TMP/o.cxr" "$FIXTURES/denoise_ref.safetensors" mkcond.euler_a 1e-3
   echo "$output"
 }
 
 @test "--batch 1 and --batch 2 give the same records in the same order, with provenance in meta" {
   mkcond -n 3 >"$TMP/c.cxr"
-  denoise -q -m "$M" --steps 4 --scheduler dpmpp_2m --batch 1 "$TMP/c.cxr" >"$TMP/b1.cxr"
-  denoise -q -m "$M" --steps 4 --scheduler dpmpp_2m --batch 2 "$TMP/c.cxr" >"$TMP/b2.cxr"
+  denoise --device cpu -q -m "$M" --steps 4 --scheduler dpmpp_2m --batch 1 "$TMP/c.cxr" >"$TMP/b1.cxr"
+  denoise --device cpu -q -m "$M" --steps 4 --scheduler dpmpp_2m --batch 2 "$TMP/c.cxr" >"$TMP/b2.cxr"
   run -0 cmplat "$TMP/b1.cxr" "$TMP/b2.cxr" 1e-3
   run -0 cxrstream "$TMP/b2.cxr"
   assert_equal "${#lines[@]}" 4
@@ -76,7 +79,7 @@ bad() {
 }
 
 @test "records of different sizes in one stream: batches split, order kept" {
-  mkcond -n 3 -x | denoise -q -m "$M" --steps 2 --batch 3 --scheduler ddim >"$TMP/o.cxr"
+  mkcond -n 3 -x | denoise --device cpu -q -m "$M" --steps 2 --batch 3 --scheduler ddim >"$TMP/o.cxr"
   run -0 cxrstream "$TMP/o.cxr"
   [[ ${lines[1]} == *'"id":"r1"'*'"shape":[4,8,8]'* ]]
   [[ ${lines[2]} == *'"id":"r2"'*'"shape":[4,16,8]'* ]]
@@ -84,46 +87,46 @@ bad() {
 }
 
 @test "the model folder named in the stream's header is the default" {
-  mkcond -n 1 -m "$M" | denoise -q --steps 2 >"$TMP/o.cxr"
+  mkcond -n 1 -m "$M" | denoise --device cpu -q --steps 2 >"$TMP/o.cxr"
   run -0 cxrstream --check "$TMP/o.cxr"
 }
 
 @test "guidance 1 runs without the unconditional states" {
-  mkcond -n 1 -u | denoise -q -m "$M" --steps 2 --guidance 1 >"$TMP/o.cxr"
+  mkcond -n 1 -u | denoise --device cpu -q -m "$M" --steps 2 --guidance 1 >"$TMP/o.cxr"
   run -0 cxrstream "$TMP/o.cxr"
   [[ ${lines[1]} == *'"guidance":1.0'* ]]
 }
 
 @test "empty input: a header-only latents stream, exit 0" {
-  run -0 --separate-stderr bash -c ': | denoise -q -m /nonexistent | cxrstream'
+  run -0 --separate-stderr bash -c ': | denoise --device cpu -q -m /nonexistent | cxrstream'
   [[ $output == *'"kind":"latents"'* ]]
 }
 
 @test "a stream from another tool: exit 2" {
   mkcond -n 1 -k latents >"$TMP/s"
-  run -2 --separate-stderr denoise -q -m "$M" "$TMP/s"
+  run -2 --separate-stderr denoise --device cpu -q -m "$M" "$TMP/s"
   bad "expected a conditioning stream (from rep2lat), got latents"
 }
 
 @test "latents with the wrong channel count: exit 2 naming the record" {
-  run -2 --separate-stderr bash -c "mkcond -n 2 -C 3 | denoise -q -m '$M'"
+  run -2 --separate-stderr bash -c "mkcond -n 2 -C 3 | denoise --device cpu -q -m '$M'"
   bad 'record 1 (id "r1")' "latents are [3, 8, 8]" "takes 4 channels"
 }
 
 @test "latents whose sides the UNet cannot halve: exit 2 naming the record" {
-  run -2 --separate-stderr bash -c "mkcond -n 2 -H 7 | denoise -q -m '$M'"
+  run -2 --separate-stderr bash -c "mkcond -n 2 -H 7 | denoise --device cpu -q -m '$M'"
   bad 'record 1 (id "r1")' "multiples of 2"
 }
 
 @test "text states whose width is not cross_attention_dim: exit 2" {
-  run -2 --separate-stderr bash -c "mkcond -n 1 -D 48 | denoise -q -m '$M' --guidance 1"
+  run -2 --separate-stderr bash -c "mkcond -n 1 -D 48 | denoise --device cpu -q -m '$M' --guidance 1"
   bad 'record 1 (id "r1")' "cond is [77, 48]" "width 32 (cross_attention_dim)"
-  run -2 --separate-stderr bash -c "mkcond -n 1 -D 48 | denoise -q -m '$M'"
+  run -2 --separate-stderr bash -c "mkcond -n 1 -D 48 | denoise --device cpu -q -m '$M'"
   bad "header" "uncond is [77, 48]" "cross_attention_dim"
 }
 
 @test "guidance without the unconditional states: exit 2" {
-  run -2 --separate-stderr bash -c "mkcond -n 1 -u | denoise -q -m '$M'"
+  run -2 --separate-stderr bash -c "mkcond -n 1 -u | denoise --device cpu -q -m '$M'"
   bad 'no "uncond" tensor'
 }
 
@@ -134,12 +137,12 @@ bad() {
   ln -s "$FIXTURES/models/tiny-sd1/scheduler" "$M2/scheduler"
   ln -s "$FIXTURES/models/tiny-sd1/unet/diffusion_pytorch_model.safetensors" "$M2/unet/"
   sed 's/"layers_per_block": 1/"layers_per_block": 2/' "$FIXTURES/models/tiny-sd1/unet/config.json" >"$M2/unet/config.json"
-  run -2 --separate-stderr bash -c "mkcond -n 1 | denoise -q -m '$M2'"
+  run -2 --separate-stderr bash -c "mkcond -n 1 | denoise --device cpu -q -m '$M2'"
   bad "diffusion_pytorch_model.safetensors" 'missing tensor "down_blocks.0.resnets.1.norm1.weight"'
 }
 
 @test "no model folder given or named: exit 2" {
-  run -2 --separate-stderr bash -c "mkcond -n 1 | denoise -q"
+  run -2 --separate-stderr bash -c "mkcond -n 1 | denoise --device cpu -q"
   bad 'names the model "tiny", which is not a folder here' "--model DIR"
 }
 
@@ -149,6 +152,6 @@ bad() {
   sed 's/PNDMScheduler/EulerDiscreteScheduler/' "$M/model_index.json" >"$M3/model_index.json"
   ln -s "$FIXTURES/models/tiny-sd1/unet" "$M3/unet"
   printf '{"_class_name": "EulerDiscreteScheduler", "use_exponential_sigmas": true}\n' >"$M3/scheduler/scheduler_config.json"
-  run -2 --separate-stderr bash -c "mkcond -n 1 | denoise -q -m '$M3'"
+  run -2 --separate-stderr bash -c "mkcond -n 1 | denoise --device cpu -q -m '$M3'"
   bad "scheduler_config.json" "use_exponential_sigmas true is not supported"
 }

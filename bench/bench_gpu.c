@@ -5,8 +5,10 @@
  * self-attention (batch 2 for guidance, T 4096, 5 heads of 64): f16 and bf16
  * on the mma.sync kernel (the default), f16 on the WMMA and the CUDA-core
  * kernels, f32 on the latter; the VAE's one-head-of-512 attention (cuBLAS
- * path); a 3x3 conv (im2col + GemmEx) and GroupNorm+SiLU
- * at the UNet's 64x64 latents and the VAE's 512x512. Timed with CUDA
+ * path); the convolutions of the UNet (SD 2.1-base at 512x512, batch 2 and
+ * 16) and of the VAE decoder through both implementations (im2col + GemmEx,
+ * implicit GEMM: conv2d_cuda_set_impl); GroupNorm+SiLU at the UNet's 64x64
+ * latents and the VAE's 512x512. Timed with CUDA
  * events (median of --reps). One JSON object per line on stdout; without a GPU
  * (or in a CUDA=0 build) one line {"skipped": why}. */
 #include "common.h"
@@ -142,22 +144,50 @@ static void run_conv(void *p) {
     conv2d_forward_cuda(c->y, c->x, c->w, c->b, &c->d, c->ws, c->ws_bytes, c->dt);
 }
 
-/* One UNet ResNet conv (3x3, pad 1) through im2col + GemmEx, workspace allocated once. */
-static void bench_conv(int batch, int ch, int hw, dtype_t dt, int reps) {
-    conv_ctx c = {{batch, ch, hw, hw, ch, 3, 3, 1, 1, 1, 1}, NULL, NULL, NULL, NULL, NULL, 0, dt};
-    size_t nx = (size_t)batch * ch * hw * hw;
-    c.x = gpu_random(nx, 1, dt);
-    c.w = gpu_random((size_t)ch * ch * 9, 0.05f, dt);
-    c.b = gpu_random((size_t)ch, 1, dt);
-    c.y = cuda_malloc(nx * dtype_size(dt));
+/* One convolution (pad k/2) of the UNet or the VAE through both implementations
+ * (conv2d_cuda_set_impl): im2col + GemmEx with its workspace allocated once
+ * (64 MiB at most, as the model walks), and the implicit GEMM. One line each:
+ * kernel conv2d_<impl>_<dtype>, model, shape, milliseconds, TFLOP/s; the
+ * implicit GEMM's also with max|igemm - im2col| / max|im2col| of the outputs
+ * (f16: a few 1e-3 at most, the two roundings of float sums; 1e30 for NaN). */
+static void bench_conv(const char *model, int batch, int in_ch, int out_ch, int hw, int k, int stride, dtype_t dt,
+                       int reps) {
+    conv_ctx c = {{batch, in_ch, hw, hw, out_ch, k, k, stride, stride, k / 2, k / 2}, NULL, NULL, NULL, NULL, NULL, 0,
+                  dt};
+    const int ohw = conv2d_out_h(&c.d) * conv2d_out_w(&c.d);
+    c.x = gpu_random((size_t)batch * in_ch * hw * hw, 1, dt);
+    c.w = gpu_random((size_t)out_ch * in_ch * k * k, 0.05f, dt);
+    c.b = gpu_random((size_t)out_ch, 1, dt);
+    c.y = cuda_malloc((size_t)batch * out_ch * ohw * dtype_size(dt));
     size_t full = conv2d_cuda_workspace_bytes(&c.d, dt);
     c.ws_bytes = full < ((size_t)64 << 20) ? full : ((size_t)64 << 20);
-    c.ws = cuda_malloc(c.ws_bytes);
-    double ms = time_ms(run_conv, &c, reps);
-    double flop = 2.0 * batch * ch * (double)hw * hw * ch * 9;
-    printf("{\"kernel\":\"conv2d_3x3_%s\",\"shape\":\"B%d C%d %dx%d\",\"ms_median\":%.4f,\"tflops\":%.2f}\n",
-           dtype_name(dt), batch, ch, hw, hw, ms, flop / (ms * 1e-3) / 1e12);
-    fflush(stdout);
+    c.ws = c.ws_bytes ? cuda_malloc(c.ws_bytes) : NULL;
+    const double flop = 2.0 * batch * out_ch * (double)ohw * in_ch * k * k;
+    const size_t ny = (size_t)batch * out_ch * ohw;
+    float *y1 = xmalloc(ny * sizeof *y1), *y2 = xmalloc(ny * sizeof *y2);
+    void *tmp = xmalloc(ny * dtype_size(dt));
+    for (int impl = 1; impl <= 2; impl++) {
+        int old = conv2d_cuda_set_impl(impl);
+        double ms = time_ms(run_conv, &c, reps);
+        conv2d_cuda_set_impl(old);
+        /* the second's output against the first's: max|igemm - im2col| / max|im2col| */
+        CUDA_CHECK(cudaMemcpy(tmp, c.y, ny * dtype_size(dt), cudaMemcpyDeviceToHost));
+        convert_to_f32(impl == 1 ? y1 : y2, tmp, dt, ny);
+        double diff = 0, scale = 0;
+        for (size_t i = 0; impl == 2 && i < ny; i++) {
+            double e = fabs((double)y2[i] - y1[i]);
+            diff = e > diff || e != e ? e : diff;
+            scale = fabs(y1[i]) > scale ? fabs(y1[i]) : scale;
+        }
+        printf("{\"kernel\":\"conv2d_%s_%s\",\"impl\":%d,\"model\":\"%s\",\"shape\":\"B%d C%d->%d %dx%d k%d s%d\","
+               "\"ms_median\":%.4f,\"tflops\":%.2f",
+               impl == 2 ? "igemm" : "im2col", dtype_name(dt), impl, model, batch, in_ch, out_ch, hw, hw, k, stride,
+               ms, flop / (ms * 1e-3) / 1e12);
+        if (impl == 2) printf(",\"rel_diff_vs_im2col\":%.3g", diff != diff ? 1e30 : diff / (scale > 0 ? scale : 1));
+        printf("}\n");
+        fflush(stdout);
+    }
+    free(y1), free(y2), free(tmp);
     cuda_free(c.x), cuda_free(c.w), cuda_free(c.b), cuda_free(c.y), cuda_free(c.ws);
 }
 
@@ -215,9 +245,21 @@ int main(int argc, char **argv) {
     bench_attention(2, 4096, 5, 64, DTYPE_F32, 1, reps);
     /* the VAE decoder's mid-block attention at 512x512 (one head of 512): the cuBLAS path */
     bench_attention(1, 4096, 1, 512, DTYPE_F16, 4, reps);
-    /* a ResNet conv and GroupNorm+SiLU at 64x64 latents, batch 2 and 16; the VAE's widest GroupNorm */
-    bench_conv(2, 320, 64, DTYPE_F16, reps);
-    bench_conv(16, 320, 64, DTYPE_F16, reps);
+    /* The UNet's ResNet convs (SD 2.1-base at 512x512: 64x64 latents) at batch 2 (guidance) and 16, a
+     * downsampler and a 1x1 shortcut; the VAE decoder's 3x3 convs at batch 1; both implementations. */
+    for (int bi = 0; bi < 2; bi++) {
+        const int batch = bi ? 16 : 2;
+        bench_conv("unet", batch, 320, 320, 64, 3, 1, DTYPE_F16, reps);
+        bench_conv("unet", batch, 640, 640, 32, 3, 1, DTYPE_F16, reps);
+        bench_conv("unet", batch, 1280, 1280, 16, 3, 1, DTYPE_F16, reps);
+    }
+    bench_conv("unet", 2, 320, 320, 64, 3, 1, DTYPE_BF16, reps);
+    bench_conv("unet", 2, 320, 320, 64, 3, 2, DTYPE_F16, reps);
+    bench_conv("unet", 2, 640, 1280, 16, 1, 1, DTYPE_F16, reps);
+    bench_conv("vae", 1, 512, 512, 64, 3, 1, DTYPE_F16, reps);
+    bench_conv("vae", 1, 256, 256, 256, 3, 1, DTYPE_F16, reps);
+    bench_conv("vae", 1, 128, 128, 512, 3, 1, DTYPE_F16, reps);
+    /* GroupNorm+SiLU at 64x64 latents, batch 2 and 16; the VAE's widest */
     bench_groupnorm(2, 320, 64 * 64, DTYPE_F16, reps);
     bench_groupnorm(16, 320, 64 * 64, DTYPE_F16, reps);
     bench_groupnorm(1, 128, 512 * 512, DTYPE_F16, reps);

@@ -326,40 +326,6 @@ static int attn_wmma_dispatch(T *out, const T *q, const T *k, const T *v, const 
 
 enum { MQ = 64, MK = 64, MWARPS = 4, MTHREADS = MWARPS * 32 };
 
-template <typename T> struct pair_of;
-template <> struct pair_of<__half> { typedef __half2 type; };
-template <> struct pair_of<__nv_bfloat16> { typedef __nv_bfloat162 type; };
-
-__device__ __forceinline__ __half2 make_pair2(__half x, __half y) { return __halves2half2(x, y); }
-__device__ __forceinline__ __nv_bfloat162 make_pair2(__nv_bfloat16 x, __nv_bfloat16 y) {
-    return __halves2bfloat162(x, y);
-}
-
-template <typename P2> __device__ __forceinline__ uint32_t as_u32(P2 x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return u;
-}
-
-/* d = a b + d for one m16n8k16 tile, float accumulators. */
-__device__ __forceinline__ void mma16816(float (&d)[4], const __half2 (&a)[4], const __half2 (&b)[2]) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(as_u32(a[0])), "r"(as_u32(a[1])), "r"(as_u32(a[2])), "r"(as_u32(a[3])), "r"(as_u32(b[0])),
-                   "r"(as_u32(b[1])));
-}
-__device__ __forceinline__ void mma16816(float (&d)[4], const __nv_bfloat162 (&a)[4], const __nv_bfloat162 (&b)[2]) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(as_u32(a[0])), "r"(as_u32(a[1])), "r"(as_u32(a[2])), "r"(as_u32(a[3])), "r"(as_u32(b[0])),
-                   "r"(as_u32(b[1])));
-}
-
-/* 8 elements moved as one 16-byte access where rows allow it. */
-template <typename T> struct alignas(16) vec8 { T x[8]; };
-
 template <typename T, int DP> struct mma_smem {
     static constexpr int LDQ = DP + 8;  /* Q and K rows: +16 bytes, so the 8 rows g of a fragment load hit distinct banks */
     static constexpr size_t q_off = 0;

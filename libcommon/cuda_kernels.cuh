@@ -1,7 +1,7 @@
 /* cuda_kernels.cuh — what the libcommon *_cuda.cu files share (C++ only, not
  * part of the C API): float conversions of the three storage types, the
  * dtype_t -> template dispatch, 16-byte packs, grid sizing for grid-stride
- * loops, and warp and block reductions. */
+ * loops, warp and block reductions, and the mma.sync m16n8k16 wrapper. */
 #ifndef SYNTHCXR_CUDA_KERNELS_CUH
 #define SYNTHCXR_CUDA_KERNELS_CUH
 
@@ -81,5 +81,45 @@ template <typename A> __device__ A block_sum(A v, A *sh) {
     __syncthreads(); /* sh may be reused by the caller's next reduction */
     return total;
 }
+
+/* ---- mma.sync m16n8k16 (sm_80+), shared by attention_cuda.cu and conv2d_cuda.cu ----
+ * Fragment layouts (lane = 4 g + t): A holds rows g and g+8, columns 2t, 2t+1
+ * and 2t+8, 2t+9 of a 16 x 16 tile (four pairs: (g, 2t), (g+8, 2t), (g, 2t+8),
+ * (g+8, 2t+8)); B rows 2t, 2t+1 and 2t+8, 2t+9 of column g of a 16 x 8 tile;
+ * C/D rows g and g+8, columns 2t, 2t+1 of a 16 x 8 tile. A pair is two
+ * consecutive 16-bit values in one 32-bit register. */
+template <typename T> struct pair_of;
+template <> struct pair_of<__half> { typedef __half2 type; };
+template <> struct pair_of<__nv_bfloat16> { typedef __nv_bfloat162 type; };
+
+__device__ __forceinline__ __half2 make_pair2(__half x, __half y) { return __halves2half2(x, y); }
+__device__ __forceinline__ __nv_bfloat162 make_pair2(__nv_bfloat16 x, __nv_bfloat16 y) {
+    return __halves2bfloat162(x, y);
+}
+
+template <typename P2> __device__ __forceinline__ uint32_t as_u32(P2 x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+
+/* d = a b + d for one m16n8k16 tile, float accumulators. */
+__device__ __forceinline__ void mma16816(float (&d)[4], const __half2 (&a)[4], const __half2 (&b)[2]) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(as_u32(a[0])), "r"(as_u32(a[1])), "r"(as_u32(a[2])), "r"(as_u32(a[3])), "r"(as_u32(b[0])),
+                   "r"(as_u32(b[1])));
+}
+__device__ __forceinline__ void mma16816(float (&d)[4], const __nv_bfloat162 (&a)[4], const __nv_bfloat162 (&b)[2]) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(as_u32(a[0])), "r"(as_u32(a[1])), "r"(as_u32(a[2])), "r"(as_u32(a[3])), "r"(as_u32(b[0])),
+                   "r"(as_u32(b[1])));
+}
+
+/* 8 elements moved as one 16-byte access (16-bit types) where rows allow it. */
+template <typename T> struct alignas(16) vec8 { T x[8]; };
 
 #endif

@@ -14,7 +14,9 @@
  *    accumulated in double; softmax and attention scores, running max/sum and
  *    accumulators are float. GEMMs and convolutions go through cuBLAS with
  *    float accumulation (CUBLAS_COMPUTE_32F): f16/bf16 on the tensor cores,
- *    f32 in plain fp32 (no TF32: cublas_handle()'s math mode is kept).
+ *    f32 in plain fp32 (no TF32: cublas_handle()'s math mode is kept); the
+ *    optional implicit-GEMM convolution (conv2d_cuda_set_impl) accumulates
+ *    in float on the tensor cores as well.
  *  - Launches go on the default stream (stream 0), asynchronously; errors of a
  *    launch are checked (CUDA_CHECK_LAUNCH), those of the kernel show at the
  *    next synchronising call. Empty inputs (n == 0) do nothing; other bad
@@ -56,6 +58,7 @@ void linear_forward_cuda(void *out, const void *inp, const void *weight, const v
 /* ---- Conv2d (conv2d_cuda.cu) ---------------------------------------------
  * conv2d_forward's arguments: out [batch, out_ch, out_h, out_w]; inp [batch,
  * in_ch, in_h, in_w]; weight [out_ch, in_ch, k_h, k_w]; bias [out_ch] or NULL.
+ * Implementation 1 (the default; see conv2d_cuda_set_impl below):
  * 1x1 stride-1 unpadded convolutions are one strided-batched GEMM; the others
  * im2col a run of output pixels into the workspace ws (ws_bytes bytes of
  * device memory) and multiply, run after run, so ws bounds the scratch; it
@@ -66,6 +69,15 @@ void conv2d_forward_cuda(void *out, const void *inp, const void *weight, const v
                          void *ws, size_t ws_bytes, dtype_t dt);
 /* Bytes of workspace for one whole image's im2col (0 for a 1x1 stride-1 unpadded conv). */
 size_t conv2d_cuda_workspace_bytes(const conv2d_dims *d, dtype_t dt);
+/* Which implementation conv2d_forward_cuda uses: 1 im2col + cuBLAS (above);
+ * 2 implicit GEMM on the tensor cores (f16/bf16 only: the input gathered into
+ * shared memory tile by tile, mma.sync with float accumulation, the bias added
+ * before the one rounding; ignores ws; f32 and sizes past its int offsets fall
+ * back to 1); 0 auto: the environment variable SYNTHCXR_CONV_IMPL (0, 1 or 2,
+ * read once, for benchmarking) if set, else 1: the implicit GEMM is not the
+ * default until a GPU has measured it faster (bench_gpu's conv2d figures).
+ * Returns the previous setting. */
+int conv2d_cuda_set_impl(int impl);
 
 /* ---- norms and softmax (norm_cuda.cu) ----------------------------------- */
 /* out, inp [batch, ch, hw]; gamma, beta [ch] or both NULL; in place ok.

@@ -8,8 +8,9 @@
 # at the SD 2.1-base and SD 1.5 shapes, and writes
 #   $OUT/gpu-check.log    everything printed
 #   $OUT/gpu-check.json   the figures: device, per-stage status and seconds,
-#                         check-gpu counts, cuBLAS, diffusers and synthcxr
-#                         results, and synthcxr/diffusers ratios
+#                         check-gpu counts, cuBLAS (all of bench_gpu's lines),
+#                         diffusers and synthcxr results, synthcxr/diffusers
+#                         ratios, and per conv shape im2col vs implicit GEMM
 # (OUT defaults to gpu-check-out/). The host needs nvcc and python3 with
 # PyTorch; it may reach nothing outside: tools/gpu-prep.sh, run beforehand on
 # a machine with network, fills .debs/ (build dependencies, unpacked into a
@@ -134,12 +135,23 @@ res = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "stages": sta
 # the goal figures of issue 6: synthcxr over diffusers on the same UNet, same run
 ratios = []
 for d in res["diffusers"]:
-    for c in res["synthcxr"]:
-        if d.get("model") and d.get("model") == c.get("model"):
+    for y in res["synthcxr"]:  # not c: that is check-gpu's counts, read below
+        if d.get("model") and d.get("model") == y.get("model"):
             ratios.append({"model": d["model"],
-                           "b1_it_per_s_ratio": c["b1_it_per_s"] / d["b1_it_per_s"],
-                           "b16_images_per_s_ratio": c["b16_images_per_s_50steps"] / d["b16_images_per_s_50steps"]})
+                           "b1_it_per_s_ratio": y["b1_it_per_s"] / d["b1_it_per_s"],
+                           "b16_images_per_s_ratio": y["b16_images_per_s_50steps"] / d["b16_images_per_s_50steps"]})
 res["ratios"] = ratios
+# conv2d: im2col + cuBLAS against the implicit GEMM per shape (bench_gpu), to pick conv2d_cuda_set_impl's default
+conv = {}
+for r in res["cublas"]:
+    k = r.get("kernel", "")
+    if k.startswith("conv2d_") and "impl" in r:
+        key = (r.get("model"), r.get("shape"), k.split("_")[-1])
+        conv.setdefault(key, {})[r["impl"]] = r
+res["conv"] = [{"model": m, "shape": sh, "dtype": dt, "im2col_ms": v[1]["ms_median"], "igemm_ms": v[2]["ms_median"],
+                "igemm_speedup": v[1]["ms_median"] / v[2]["ms_median"],
+                "igemm_rel_diff": v[2].get("rel_diff_vs_im2col")}
+               for (m, sh, dt), v in conv.items() if 1 in v and 2 in v]
 ok = all(s["exit"] == 0 for s in stages.values()) and c.get("failed", 1) == 0 and c.get("passed", 0) > 0
 res["passed"] = ok
 with open(os.path.join(out, "gpu-check.json"), "w") as f:

@@ -24,7 +24,7 @@ alignas(128) unsigned char g_smem[300000];
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __launch_bounds__(x)
+#define __launch_bounds__(...)
 #define __align__(x) alignas(x)
 #define __syncthreads() blk_bar->arrive_and_wait()
 #define __syncwarp() warp_bar[threadIdx.x >> 5]->arrive_and_wait()

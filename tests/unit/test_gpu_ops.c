@@ -102,6 +102,35 @@ static void test_linear(void) {
 
 /* ---- conv2d ------------------------------------------------------------------ */
 
+/* One conv2d_forward_cuda call through implementation impl (conv2d_cuda_set_impl) against conv2d_forward;
+ * ws_cols > 0: a workspace of that many im2col columns, else the call's own. */
+static void conv2d_case(dtype_t dt, const conv2d_dims *d, int with_bias, int ws_cols, int impl) {
+    int oh = conv2d_out_h(d), ow = conv2d_out_w(d);
+    size_t nin = (size_t)d->batch * d->in_ch * d->in_h * d->in_w;
+    size_t nw = (size_t)d->out_ch * d->in_ch * d->k_h * d->k_w;
+    size_t nout = (size_t)d->batch * d->out_ch * oh * ow;
+    float *x = host_rand(nin, 1, 0, dt), *w = host_rand(nw, 0.3f, 0, dt);
+    float *bias = with_bias ? host_rand((size_t)d->out_ch, 1, 0, dt) : NULL;
+    float *want = xmalloc(nout * sizeof *want);
+    conv2d_forward(want, x, w, bias, d);
+    void *dx = dev_from(x, nin, dt), *dw = dev_from(w, nw, dt);
+    void *db = bias ? dev_from(bias, (size_t)d->out_ch, dt) : NULL;
+    void *dy = cuda_malloc(nout * dtype_size(dt));
+    size_t ws_bytes = (size_t)ws_cols * d->in_ch * d->k_h * d->k_w * dtype_size(dt);
+    void *ws = ws_bytes ? cuda_malloc(ws_bytes) : NULL;
+    int old = conv2d_cuda_set_impl(impl);
+    conv2d_forward_cuda(dy, dx, dw, db, d, ws, ws_bytes, dt);
+    conv2d_cuda_set_impl(old);
+    float *got = host_from(dy, nout, dt);
+    char what[128];
+    snprintf(what, sizeof what, "conv2d %s b%d %d->%d %dx%d k%d s%d p%d%s ws %d", impl == 2 ? "igemm" : "im2col",
+             d->batch, d->in_ch, d->out_ch, d->in_h, d->in_w, d->k_h, d->stride_h, d->pad_h, bias ? " bias" : "",
+             ws_cols);
+    gt_compare(what, dt, got, want, nout, gt_tol(dt, 1e-4));
+    cuda_free(dx), cuda_free(dw), cuda_free(db), cuda_free(dy), cuda_free(ws);
+    free(x), free(w), free(bias), free(want), free(got);
+}
+
 static void test_conv2d(void) {
     if (!have_gpu()) return;
     struct { conv2d_dims d; int bias; int ws_cols; } cases[] = {
@@ -114,34 +143,21 @@ static void test_conv2d(void) {
         {{2, 6, 13, 9, 5, 3, 3, 1, 1, 1, 1}, 1, 7},  /* runs of 7 pixels: many tiles, a tail */
         {{1, 4, 7, 7, 2, 3, 3, 2, 2, 1, 1}, 0, 1},   /* one pixel per run */
         {{3, 4, 5, 6, 5, 3, 3, 1, 1, 1, 1}, 1, 60},  /* two whole images per run (30 pixels each), then one */
+        /* for the implicit GEMM: K past and not a multiple of its 32-wide step, out_ch past its 128-row tile,
+         * pixels past a 128-pixel tile, 16-byte weight loads (K % 8 == 0) and element-wise ones */
+        {{2, 4, 12, 11, 40, 3, 3, 1, 1, 1, 1}, 1, 0},     /* conv_in: 4 input channels, K 36 */
+        {{2, 24, 10, 9, 136, 3, 3, 1, 1, 1, 1}, 1, 0},    /* K 216, 2 row tiles, 180 pixels */
+        {{2, 20, 13, 13, 36, 3, 3, 2, 2, 1, 1}, 0, 0},    /* downsampler, K 180 (not % 8), odd 7x7 output */
+        {{2, 136, 9, 10, 130, 1, 1, 1, 1, 0, 0}, 1, 0},   /* 1x1, K 136, out_ch 130 */
+        {{1, 64, 34, 34, 64, 3, 3, 1, 1, 1, 1}, 1, 0},    /* 1156 pixels, 19 tiles of 64 (the small-grid choice) */
+        {{2, 8, 144, 144, 130, 3, 3, 1, 1, 1, 1}, 1, 0},  /* 648 blocks of 128 x 128: the large-grid choice */
     };
-    for (int di = 0; di < 3; di++) {
-        dtype_t dt = gt_dtypes[di];
-        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-            const conv2d_dims *d = &cases[ci].d;
-            int oh = conv2d_out_h(d), ow = conv2d_out_w(d);
-            size_t nin = (size_t)d->batch * d->in_ch * d->in_h * d->in_w;
-            size_t nw = (size_t)d->out_ch * d->in_ch * d->k_h * d->k_w;
-            size_t nout = (size_t)d->batch * d->out_ch * oh * ow;
-            float *x = host_rand(nin, 1, 0, dt), *w = host_rand(nw, 0.3f, 0, dt);
-            float *bias = cases[ci].bias ? host_rand((size_t)d->out_ch, 1, 0, dt) : NULL;
-            float *want = xmalloc(nout * sizeof *want);
-            conv2d_forward(want, x, w, bias, d);
-            void *dx = dev_from(x, nin, dt), *dw = dev_from(w, nw, dt);
-            void *db = bias ? dev_from(bias, (size_t)d->out_ch, dt) : NULL;
-            void *dy = cuda_malloc(nout * dtype_size(dt));
-            size_t ws_bytes = (size_t)cases[ci].ws_cols * d->in_ch * d->k_h * d->k_w * dtype_size(dt);
-            void *ws = ws_bytes ? cuda_malloc(ws_bytes) : NULL;
-            conv2d_forward_cuda(dy, dx, dw, db, d, ws, ws_bytes, dt);
-            float *got = host_from(dy, nout, dt);
-            char what[128];
-            snprintf(what, sizeof what, "conv2d b%d %d->%d %dx%d k%d s%d p%d%s ws %d", d->batch, d->in_ch, d->out_ch,
-                     d->in_h, d->in_w, d->k_h, d->stride_h, d->pad_h, bias ? " bias" : "", cases[ci].ws_cols);
-            gt_compare(what, dt, got, want, nout, gt_tol(dt, 1e-4));
-            cuda_free(dx), cuda_free(dw), cuda_free(db), cuda_free(dy), cuda_free(ws);
-            free(x), free(w), free(bias), free(want), free(got);
-        }
-    }
+    /* impl 2, the implicit GEMM, for f16/bf16 (f32 falls back to impl 1) is held to the same tolerance:
+     * both accumulate in float and round once, so they differ from the CPU only by summation order. */
+    for (int di = 0; di < 3; di++)
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+            for (int impl = 1; impl <= 2; impl++)
+                conv2d_case(gt_dtypes[di], &cases[ci].d, cases[ci].bias, cases[ci].ws_cols, impl);
 }
 
 /* ---- norms and softmax ----------------------------------------------------------- */
@@ -446,6 +462,25 @@ static void test_bad_dtype(void) {
     expect_dies("i32 storage", bad_dtype, NULL, 2, "eltwise_add_cuda: unsupported storage type i32");
 }
 
+static void bad_conv_impl(void *arg) {
+    (void)arg;
+    conv2d_cuda_set_impl(3);
+}
+
+/* SYNTHCXR_CONV_IMPL is read at the first f16/bf16 call in auto mode, before any CUDA call. */
+static void bad_conv_env(void *arg) {
+    (void)arg;
+    conv2d_dims d = {1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 1};
+    setenv("SYNTHCXR_CONV_IMPL", "igemm", 1);
+    conv2d_forward_cuda((void *)16, (void *)16, (void *)16, NULL, &d, NULL, 0, DTYPE_F16);
+}
+
+static void test_conv_impl_bad(void) {
+    expect_dies("conv2d_cuda_set_impl(3)", bad_conv_impl, NULL, 2,
+                "conv2d_cuda_set_impl: unknown implementation 3");
+    expect_dies("SYNTHCXR_CONV_IMPL=igemm", bad_conv_env, NULL, 2, "SYNTHCXR_CONV_IMPL=igemm: expected 0");
+}
+
 #else /* CPU-only build */
 
 static void no_cuda(void) { unit_skip("no GPU (built without CUDA)"); }
@@ -462,6 +497,7 @@ static void no_cuda(void) { unit_skip("no GPU (built without CUDA)"); }
 #define test_eltwise_broadcast no_cuda
 #define test_layout no_cuda
 #define test_bad_dtype no_cuda
+#define test_conv_impl_bad no_cuda
 
 #endif
 
@@ -471,6 +507,7 @@ int main(int argc, char **argv) {
     /* The tests that fork (expect_dies) first, before any CUDA call, so a
      * child's exit() has no CUDA state inherited from its parent to tear down. */
     RUN(test_bad_dtype);
+    RUN(test_conv_impl_bad);
     if (cuda_device_count() == 0) fprintf(stdout, "# %s\n", cuda_unavailable_reason());
     RUN(test_gemm);
     RUN(test_gemm_batched);

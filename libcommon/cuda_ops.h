@@ -15,9 +15,10 @@
  *    accumulators are float. GEMMs and convolutions go through cuBLAS with
  *    float accumulation (CUBLAS_COMPUTE_32F): f16/bf16 on the tensor cores,
  *    f32 in plain fp32 (no TF32: cublas_handle()'s math mode is kept).
- *  - Launches go on the default stream (stream 0), asynchronously; errors of a
- *    launch are checked (CUDA_CHECK_LAUNCH), those of the kernel show at the
- *    next synchronising call. Empty inputs (n == 0) do nothing; other bad
+ *  - Launches go on the default stream (stream 0: the per-thread default
+ *    stream, cuda_util.h), asynchronously; errors of a launch are checked
+ *    (CUDA_CHECK_LAUNCH), those of the kernel show at the next synchronising
+ *    call. Empty inputs (n == 0) do nothing; other bad
  *    dimensions die like the CPU twin.
  * Only in CUDA builds (SYNTHCXR_CUDA); includable from C11 and from .cu files. */
 #ifndef SYNTHCXR_CUDA_OPS_H

@@ -9,7 +9,8 @@
 #   $OUT/gpu-check.log    everything printed
 #   $OUT/gpu-check.json   the figures: device, per-stage status and seconds,
 #                         check-gpu counts, cuBLAS, diffusers and synthcxr
-#                         results, and synthcxr/diffusers ratios
+#                         results (plain passes and with CUDA graphs), and
+#                         synthcxr/diffusers ratios (both ways)
 # (OUT defaults to gpu-check-out/). The host needs nvcc and python3 with
 # PyTorch; it may reach nothing outside: tools/gpu-prep.sh, run beforehand on
 # a machine with network, fills .debs/ (build dependencies, unpacked into a
@@ -136,9 +137,13 @@ ratios = []
 for d in res["diffusers"]:
     for c in res["synthcxr"]:
         if d.get("model") and d.get("model") == c.get("model"):
-            ratios.append({"model": d["model"],
-                           "b1_it_per_s_ratio": c["b1_it_per_s"] / d["b1_it_per_s"],
-                           "b16_images_per_s_ratio": c["b16_images_per_s_50steps"] / d["b16_images_per_s_50steps"]})
+            r = {"model": d["model"],
+                 "b1_it_per_s_ratio": c["b1_it_per_s"] / d["b1_it_per_s"],
+                 "b16_images_per_s_ratio": c["b16_images_per_s_50steps"] / d["b16_images_per_s_50steps"]}
+            if "b1_it_per_s_graphs" in c:   # the same with CUDA graphs (SYNTHCXR_CUDA_GRAPHS=1)
+                r["b1_it_per_s_ratio_graphs"] = c["b1_it_per_s_graphs"] / d["b1_it_per_s"]
+                r["b16_images_per_s_ratio_graphs"] = c["b16_images_per_s_50steps_graphs"] / d["b16_images_per_s_50steps"]
+            ratios.append(r)
 res["ratios"] = ratios
 ok = all(s["exit"] == 0 for s in stages.values()) and c.get("failed", 1) == 0 and c.get("passed", 0) > 0
 res["passed"] = ok

@@ -1,7 +1,8 @@
 #!/bin/bash
 # tools/gpu-check.sh — `make gpu-check`: everything a GPU host can tell in one
 # command, within 8 minutes. Builds the CUDA build in build/gpu, runs
-# `check-gpu` (every CUDA op against its CPU twin; REQUIRE_GPU=1, so a skip is
+# `check-gpu` (every CUDA op against its CPU twin, the tiny pipeline on the GPU
+# against the CPU, tests/*-gpu.bats; REQUIRE_GPU=1, so a skip is
 # a failure), the cuBLAS figures (bench/bench_gpu) and the two sides of the
 # generation benchmark: diffusers' fp16 + SDPA UNet (bench/gpu_diffusers.py)
 # and synthcxr's fp16 UNet on the same random weights (bench/bench_gpu_unet),
@@ -77,7 +78,7 @@ built=$?
 
 counts=""
 if [ $built = 0 ]; then
-  stage check-gpu 120 env BUILD=build/gpu BINDIR=build/gpu/bin REQUIRE_GPU=1 tests/run.sh --gpu |
+  stage check-gpu 180 env BUILD=build/gpu BINDIR=build/gpu/bin REQUIRE_GPU=1 tests/run.sh --gpu |
     tee "$OUT/.check-gpu"
   counts=$(grep -Eo '[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?' "$OUT/.check-gpu" | tail -1)
   stage cublas 90 build/gpu/bench/bench_gpu --reps 20 | tee "$OUT/.cublas.jsonl"

@@ -146,7 +146,7 @@ gen() {
 
 # fake_gpu_host: a PATH with an nvidia-smi that lists 2 GPUs and a BINDIR of
 # programs that append "prog CUDA_VISIBLE_DEVICES options" to $TMP/calls and
-# hold their GPU a moment (so shards overlap); rep2lat and denoise list
+# hold their GPU 2 s (so shards started together overlap); rep2lat and denoise list
 # --precision and --batch in --help, lat2png neither (a program without them).
 fake_gpu_host() {
   mkdir -p "$TMP/fake/bin" "$TMP/fake/path" "$TMP/locks"
@@ -167,7 +167,7 @@ if [ "\$1" = --help ]; then
 fi
 echo "$p \${CUDA_VISIBLE_DEVICES-unset} \$*" >>"$TMP/calls"
 cat >/dev/null
-sleep 1
+sleep 2
 SH
     chmod +x "$TMP/fake/bin/$p"
   done
@@ -195,9 +195,12 @@ shard() {
   assert_output "$(printf '0\n1')"
   # four shards on two GPUs: each GPU twice, never three times
   rm "$TMP/calls"
-  shard 1 4 auto & shard 2 4 auto & shard 3 4 auto & shard 4 4 auto 2>"$TMP/err4" & wait
+  shard 1 4 auto 2>"$TMP/e1" & shard 2 4 auto 2>"$TMP/e2" & shard 3 4 auto 2>"$TMP/e3" & shard 4 4 auto 2>"$TMP/e4" &
+  wait
   run -0 sort < <(awk '$1 == "lat2png" {print $2}' "$TMP/calls")
   assert_output "$(printf '0\n0\n1\n1')"
+  run -0 cat "$TMP"/e?
+  [ "$(grep -c "every GPU of this host has a shard already; sharing GPU" <<<"$output")" -eq 2 ]
   # GPUS=0, or --device cpu: nothing set, batch 1
   rm "$TMP/calls"
   shard 1 2 0
@@ -212,8 +215,8 @@ shard() {
   fake_gpu_host
   mkdir -p "$TMP/out/.parts"
   shard 2 2 auto cuda fp32
-  run -0 cut -d' ' -f1-2 "$TMP/calls"
-  assert_output "$(printf 'rep2lat 1\ndenoise 1\nlat2png 1')"
+  run -0 sort < <(cut -d' ' -f1-2 "$TMP/calls")   # the pipe's three run at once: any order
+  assert_output "$(printf 'denoise 1\nlat2png 1\nrep2lat 1')"
   grep -q -- "^rep2lat 1 --threads 1 --device cuda --precision fp32 --batch 8 -m M --seed 5 --shard 2/2 --skip-existing $TMP/out R$" "$TMP/calls"
   grep -q -- "^denoise 1 -q --threads 1 --device cuda --precision fp32 --batch 8 --steps 3 --guidance 7.5$" "$TMP/calls"
   grep -q -- "^lat2png 1 -q --threads 1 --device cuda -o $TMP/out$" "$TMP/calls"

@@ -45,8 +45,10 @@ CU_SRC   := $(wildcard libcommon/*.cu)
 
 ifeq ($(CUDA),1)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
-CPPFLAGS  += -DSYNTHCXR_CUDA=1 -isystem $(CUDA_HOME)/include
-NVFLAGS   := -O3 -std=c++17 -Ilibcommon -DSYNTHCXR_CUDA=1 -Werror all-warnings -MMD -MP \
+# the per-thread default stream, in the .cu files and the C files alike: it can
+# be captured into a CUDA graph (cuda_util.h)
+CPPFLAGS  += -DSYNTHCXR_CUDA=1 -DCUDA_API_PER_THREAD_DEFAULT_STREAM=1 -isystem $(CUDA_HOME)/include
+NVFLAGS   := -O3 -std=c++17 -Ilibcommon -DSYNTHCXR_CUDA=1 --default-stream per-thread -Werror all-warnings -MMD -MP \
              -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90 -Xcompiler -Wall,-Wextra
 LIB_OBJ   += $(patsubst %.cu,$(BUILD)/%.cu.o,$(CU_SRC))
@@ -56,13 +58,14 @@ endif
 
 # A build folder remembers whether it was built with CUDA (SYNTHCXR_CUDA
 # changes what the objects hold): after a CUDA=0/1 switch its outputs are
-# removed, so everything is rebuilt rather than mixed.
-ifeq ($(wildcard $(BUILD)/.config-cuda$(CUDA)),)
+# removed, so everything is rebuilt rather than mixed. The "-pts" marks the
+# per-thread default stream (older folders are rebuilt once).
+ifeq ($(wildcard $(BUILD)/.config-cuda$(CUDA)-pts),)
 ifneq ($(wildcard $(BUILD)/.config-cuda*),)
 $(shell rm -rf $(BUILD)/libcommon $(BUILD)/libcommon.a $(BUILD)/tools $(BUILD)/tests $(BUILD)/bench \
         $(BUILD)/.config-cuda* $(patsubst tools/%.c,$(BINDIR)/%,$(wildcard tools/*.c)))
 endif
-$(shell mkdir -p $(BUILD) && touch $(BUILD)/.config-cuda$(CUDA))
+$(shell mkdir -p $(BUILD) && touch $(BUILD)/.config-cuda$(CUDA)-pts)
 endif
 
 LIB      := $(BUILD)/libcommon.a

@@ -5,7 +5,10 @@
  * samples per image), in f16 storage with fp32 math; seconds per CFG step at
  * batch 1 and batch 16 (medians after warm-up, each pass synchronous, its
  * input upload and output download included), it/s, images/s over 50 steps
- * and TFLOP/s counting one UNet forward as 0.80 TFLOP (STUDY.md).
+ * and TFLOP/s counting one UNet forward as 0.80 TFLOP (STUDY.md); each
+ * twice: plain passes (the b1_* and b16_* keys, the default of denoise) and
+ * with CUDA graphs (unet_cuda_set_graphs: the *_graphs keys; their warm-up
+ * includes the capture).
  *   bench_gpu_unet UNET_DIR [MODEL_NAME] [STEPS1] [STEPS16]
  * One JSON line on stdout; {"skipped": why} without a GPU. */
 #include "common.h"
@@ -60,14 +63,25 @@ int main(int argc, char **argv) {
     unet_model *m = unet_load_dir(argv[1]);
     unet_cuda *g = unet_cuda_new(m, DTYPE_F16);
     info("%s: loaded and uploaded in %.1f s", name, now_s() - t0);
+    unet_cuda_set_graphs(g, 0);
     double s1 = time_pass(g, m, 2, 3, steps1);
     info("%s: batch 1: %.1f ms per CFG step", name, s1 * 1e3);
     double s16 = time_pass(g, m, 32, 2, steps16);
     info("%s: batch 16: %.1f ms per CFG step", name, s16 * 1e3);
+    unet_cuda_set_graphs(g, 1);
+    double g1 = time_pass(g, m, 2, 3, steps1);
+    info("%s: batch 1, CUDA graphs: %.1f ms per CFG step", name, g1 * 1e3);
+    double g16 = time_pass(g, m, 32, 2, steps16);
+    info("%s: batch 16, CUDA graphs: %.1f ms per CFG step", name, g16 * 1e3);
+    long caps, reps;
+    unet_cuda_graph_counts(g, &caps, &reps);
     printf("{\"side\":\"synthcxr\",\"model\":\"%s\",\"precision\":\"fp16\",\"b1_s_per_step\":%.6f,"
            "\"b1_it_per_s\":%.3f,\"b16_s_per_step\":%.6f,\"b16_images_per_s_50steps\":%.4f,"
-           "\"b1_tflops\":%.2f,\"b16_tflops\":%.2f}\n",
-           name, s1, 1.0 / s1, s16, 16.0 / (50 * s16), 2 * 0.80 / s1, 32 * 0.80 / s16);
+           "\"b1_tflops\":%.2f,\"b16_tflops\":%.2f,"
+           "\"b1_s_per_step_graphs\":%.6f,\"b1_it_per_s_graphs\":%.3f,\"b16_s_per_step_graphs\":%.6f,"
+           "\"b16_images_per_s_50steps_graphs\":%.4f,\"graph_captures\":%ld,\"graph_replays\":%ld}\n",
+           name, s1, 1.0 / s1, s16, 16.0 / (50 * s16), 2 * 0.80 / s1, 32 * 0.80 / s16, g1, 1.0 / g1, g16,
+           16.0 / (50 * g16), caps, reps);
     unet_cuda_free(g);
     unet_free(m);
 #endif

@@ -17,9 +17,10 @@
  *    f32 in plain fp32 (no TF32: cublas_handle()'s math mode is kept); the
  *    optional implicit-GEMM convolution (conv2d_cuda_set_impl) accumulates
  *    in float on the tensor cores as well.
- *  - Launches go on the default stream (stream 0), asynchronously; errors of a
- *    launch are checked (CUDA_CHECK_LAUNCH), those of the kernel show at the
- *    next synchronising call. Empty inputs (n == 0) do nothing; other bad
+ *  - Launches go on the default stream (stream 0: the per-thread default
+ *    stream, cuda_util.h), asynchronously; errors of a launch are checked
+ *    (CUDA_CHECK_LAUNCH), those of the kernel show at the next synchronising
+ *    call. Empty inputs (n == 0) do nothing; other bad
  *    dimensions die like the CPU twin.
  * Only in CUDA builds (SYNTHCXR_CUDA); includable from C11 and from .cu files. */
 #ifndef SYNTHCXR_CUDA_OPS_H

@@ -41,13 +41,28 @@ const char *cublas_status_name(cublasStatus_t s);
 /* After a kernel launch: a bad launch configuration shows here. */
 #define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
 
+/* Streams: the CUDA build compiles with the per-thread default stream
+ * (nvcc --default-stream per-thread, CUDA_API_PER_THREAD_DEFAULT_STREAM for
+ * the C files), so every launch and copy "on stream 0" goes to the calling
+ * thread's cudaStreamPerThread, in order, as on the legacy stream for a
+ * single-threaded program; unlike the legacy stream it can be captured into
+ * a CUDA graph (unet_cuda.h). */
+
 /* The calling thread's cuBLAS handle, created on first use on the current
- * device (fp32 GEMMs stay fp32: no TF32). Lives until the process ends. */
+ * device (fp32 GEMMs stay fp32: no TF32), on cudaStreamPerThread with a
+ * workspace of CUBLAS_WORKSPACE_BYTES of its own (so no GEMM allocates: CUDA
+ * graphs). Lives until the process ends. */
+#define CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)   /* cuBLAS's advice for Hopper */
 cublasHandle_t cublas_handle(void);
 
-/* GPU memory; an out-of-memory dies naming the size asked for. NULL is fine for free. */
+/* GPU memory; an out-of-memory dies naming the size asked for. NULL is fine for
+ * free. Both die when the calling thread is capturing a CUDA graph. */
 void *cuda_malloc(size_t nbytes);
 void cuda_free(void *p);
+/* How many buffers cuda_free has released in the process so far: a CUDA graph
+ * holds device pointers, so one captured before a free may point into freed
+ * memory (a grown scratch buffer) and must be captured again. */
+unsigned long cuda_free_count(void);
 
 /* A new zero-filled GPU tensor. */
 tensor *tensor_cuda_new(dtype_t dt, int ndim, const int64_t *shape);

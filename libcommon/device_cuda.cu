@@ -74,15 +74,36 @@ extern "C" cublasHandle_t cublas_handle(void) {
         CUBLAS_CHECK(cublasCreate(&h));
         /* fp32 GEMMs must match the CPU: keep TF32 off (the default, said explicitly). */
         CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+        /* The stream every launch of this thread uses (the build's per-thread
+         * default stream: see cuda_util.h), and a workspace of our own set after
+         * it (cublasSetStream resets the workspace): cuBLAS then never allocates
+         * during a GEMM, which a CUDA graph capture would not allow. Never freed,
+         * as the handle. */
+        CUBLAS_CHECK(cublasSetStream(h, cudaStreamPerThread));
+        CUBLAS_CHECK(cublasSetWorkspace(h, cuda_malloc(CUBLAS_WORKSPACE_BYTES), CUBLAS_WORKSPACE_BYTES));
     }
     return h;
 }
 
 /* ---- memory and tensors ------------------------------------------------- */
 
+/* Dies when the calling thread is capturing a CUDA graph: a buffer allocated or
+ * freed then would not be in the graph (or would leave it a dangling pointer). */
+static void no_capture(const char *what, size_t nbytes) {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    CUDA_CHECK(cudaStreamIsCapturing(cudaStreamPerThread, &st));
+    if (st != cudaStreamCaptureStatusNone)
+        die("%s of %zu bytes during a CUDA graph capture: a buffer grew after the warm-up pass (a bug; "
+            "SYNTHCXR_CUDA_GRAPHS=0 runs without graphs)", what, nbytes);
+}
+
+static unsigned long frees = 0;
+extern "C" unsigned long cuda_free_count(void) { return __atomic_load_n(&frees, __ATOMIC_RELAXED); }
+
 extern "C" void *cuda_malloc(size_t nbytes) {
     void *p = nullptr;
     if (nbytes == 0) nbytes = 1; /* a valid pointer for empty tensors */
+    no_capture("cuda_malloc", nbytes);
     cudaError_t e = cudaMalloc(&p, nbytes);
     if (e == cudaErrorMemoryAllocation) {
         cudaGetLastError();
@@ -93,7 +114,10 @@ extern "C" void *cuda_malloc(size_t nbytes) {
 }
 
 extern "C" void cuda_free(void *p) {
-    if (p) CUDA_CHECK(cudaFree(p));
+    if (!p) return;
+    no_capture("cuda_free", 0);
+    CUDA_CHECK(cudaFree(p));
+    __atomic_add_fetch(&frees, 1, __ATOMIC_RELAXED);
 }
 
 static tensor *tensor_cuda_alloc(dtype_t dt, int ndim, const int64_t *shape) {

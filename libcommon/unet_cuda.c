@@ -384,13 +384,91 @@ struct unet_cuda {
     size_t arena_cap;
     void *host;               /* staging for conversions */
     size_t host_cap;
+    /* CUDA graphs (unet_cuda.h): the captured pass, valid while its size, the
+     * arena and cuda_free_count() are those it was captured with */
+    int graphs, have_graph, gB, gH, gW, gT;
+    void *g_arena;
+    size_t g_cap;
+    unsigned long g_frees;
+    long captures, replays;
+#ifdef UNET_CUDA_EMULATE
+    gctx g_ctx;               /* emulated: the walk's context and buffers, walked again at a replay, so */
+    g_io g_bufs;              /* a replay uses the pointers of the capture, as a real graph would */
+#else
+    cudaGraphExec_t exec;
+#endif
 };
+
+/* ---- CUDA graphs ---------------------------------------------------------------------- */
+
+static void graph_drop(unet_cuda *g) {
+#ifndef UNET_CUDA_EMULATE
+    if (g->have_graph) CUDA_CHECK(cudaGraphExecDestroy(g->exec));   /* freed when done, if in flight */
+#endif
+    g->have_graph = 0;
+}
+
+static int graph_valid(const unet_cuda *g, int B, int H, int W, int T) {
+    return g->have_graph && g->gB == B && g->gH == H && g->gW == W && g->gT == T && g->g_arena == g->arena &&
+           g->g_cap == g->arena_cap && g->g_frees == cuda_free_count();
+}
+
+/* Captures the pass that c (fresh: as it was before any walk) and io describe:
+ * the launches are recorded, not run. After a warm-up pass of the same size,
+ * so that no buffer grows now (cuda_malloc and cuda_free die if one does). */
+static void graph_capture(unet_cuda *g, const gctx *c, g_io io, int B, int H, int W, int T) {
+    unsigned long frees = cuda_free_count();
+    gctx cc = *c;
+#ifdef UNET_CUDA_EMULATE
+    g->g_ctx = cc, g->g_bufs = io;
+#else
+    cudaGraph_t graph;
+    CUDA_CHECK(cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeThreadLocal));
+    g_unet(&cc, io.out, io.x0, io.tproj, io.enc, B, H, W, T);
+    CUDA_CHECK(cudaStreamEndCapture(cudaStreamPerThread, &graph));
+    size_t nodes = 0;
+    CUDA_CHECK(cudaGraphGetNodes(graph, NULL, &nodes));
+    CUDA_CHECK(cudaGraphInstantiate(&g->exec, graph, 0));
+    CUDA_CHECK(cudaGraphDestroy(graph));
+    info("unet_cuda: CUDA graph of %zu nodes captured for passes of %d samples at %dx%d, %d tokens", nodes, B, H,
+         W, T);
+#endif
+    CHECKF(cuda_free_count() == frees, "unet_cuda: a device buffer was freed during the graph capture");
+    g->have_graph = 1;
+    g->gB = B, g->gH = H, g->gW = W, g->gT = T;
+    g->g_arena = g->arena, g->g_cap = g->arena_cap, g->g_frees = frees;
+    g->captures++;
+}
+
+static void graph_launch(unet_cuda *g) {
+#ifdef UNET_CUDA_EMULATE
+    gctx cc = g->g_ctx;
+    g_io io = g->g_bufs;
+    g_unet(&cc, io.out, io.x0, io.tproj, io.enc, g->gB, g->gH, g->gW, g->gT);
+#else
+    CUDA_CHECK(cudaGraphLaunch(g->exec, cudaStreamPerThread));
+#endif
+    g->replays++;
+}
+
+void unet_cuda_set_graphs(unet_cuda *g, int on) {
+    if (!on) graph_drop(g);
+    g->graphs = on != 0;
+}
+int unet_cuda_graphs(const unet_cuda *g) { return g->graphs; }
+void unet_cuda_graph_counts(const unet_cuda *g, long *captures, long *replays) {
+    *captures = g->captures, *replays = g->replays;
+}
 
 unet_cuda *unet_cuda_new(const unet_model *m, dtype_t dt) {
     check_dtype(dt);
     if (!m->params) die("unet_cuda: a model built from its config alone has no weights to upload");
     unet_cuda *g = xcalloc(1, sizeof *g);
     g->m = m, g->dt = dt;
+    const char *env = getenv("SYNTHCXR_CUDA_GRAPHS");
+    if (env && *env && strcmp(env, "0") && strcmp(env, "1"))
+        die("SYNTHCXR_CUDA_GRAPHS=%s: 1 (CUDA graphs on) or 0 (off, the default)", env);
+    g->graphs = env && !strcmp(env, "1");
     (void)cublas_handle();   /* its workspace before the arena's free-memory count */
     size_t bytes = unet_cuda_weight_bytes(m, dt);
     void *tmp = dt == DTYPE_F32 ? (void *)m->params : xmalloc(bytes);
@@ -403,6 +481,7 @@ unet_cuda *unet_cuda_new(const unet_model *m, dtype_t dt) {
 
 void unet_cuda_free(unet_cuda *g) {
     if (!g) return;
+    graph_drop(g);
     cuda_free(g->arena);
     cuda_free(g->weights);
     free(g->host);
@@ -481,8 +560,15 @@ void unet_cuda_forward(unet_cuda *g, float *out, const float *sample, const floa
     upload(g, io.enc, enc, (size_t)B * T * m->info.cross_attention_dim);
     free(tmp);
 
-    g_unet(&c, io.out, io.x0, io.tproj, io.enc, B, H, W, T);
-    CHECKF(c.peak == peak, "unet_cuda: the pass used %zu bytes, the plan %zu", c.peak, peak);
+    if (g->graphs && graph_valid(g, B, H, W, T)) {
+        graph_launch(g);   /* the inputs are where the captured pass reads them */
+    } else {
+        gctx fresh = c;
+        graph_drop(g);
+        g_unet(&c, io.out, io.x0, io.tproj, io.enc, B, H, W, T);
+        CHECKF(c.peak == peak, "unet_cuda: the pass used %zu bytes, the plan %zu", c.peak, peak);
+        if (g->graphs) graph_capture(g, &fresh, io, B, H, W, T);   /* this pass was its warm-up */
+    }
 
     size_t bytes = nout * dtype_size(g->dt);
     void *h = g->dt == DTYPE_F32 ? (void *)out : host_buf(g, bytes);
@@ -506,6 +592,12 @@ int unet_cuda_reserve(unet_cuda *g, int B, int H, int W, int T, unet_cuda_oom *o
 void unet_cuda_forward(unet_cuda *g, float *out, const float *sample, const float *timesteps, const float *enc,
                        int B, int H, int W, int T) {
     (void)g, (void)out, (void)sample, (void)timesteps, (void)enc, (void)B, (void)H, (void)W, (void)T;
+    no_cuda();
+}
+void unet_cuda_set_graphs(unet_cuda *g, int on) { (void)g, (void)on; no_cuda(); }
+int unet_cuda_graphs(const unet_cuda *g) { (void)g; no_cuda(); }
+void unet_cuda_graph_counts(const unet_cuda *g, long *captures, long *replays) {
+    (void)g, (void)captures, (void)replays;
     no_cuda();
 }
 

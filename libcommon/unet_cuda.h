@@ -57,4 +57,19 @@ int unet_cuda_reserve(unet_cuda *g, int B, int H, int W, int T, unet_cuda_oom *o
 void unet_cuda_forward(unet_cuda *g, float *out, const float *sample, const float *timesteps, const float *enc,
                        int B, int H, int W, int T);
 
+/* CUDA graphs: with them on, the first pass of a size (B, H, W, T) runs as
+ * usual (the warm-up, which also grows every lazily allocated buffer: group
+ * norm partials, attention scratch) and is then captured, launches not run,
+ * into a CUDA graph; later passes of that size upload their inputs into the
+ * same arena addresses and replay the graph, one launch instead of some
+ * hundreds, with the same kernels on the same pointers, so the output is the
+ * plain pass's bit for bit. A pass of another size, a regrown arena or any
+ * device buffer freed since (cuda_free_count) drops the graph and captures
+ * anew. Off by default; on when the environment variable SYNTHCXR_CUDA_GRAPHS
+ * is 1 at unet_cuda_new, or by unet_cuda_set_graphs. */
+void unet_cuda_set_graphs(unet_cuda *g, int on);
+int unet_cuda_graphs(const unet_cuda *g);
+/* Captures and replays so far (tests and benchmarks). */
+void unet_cuda_graph_counts(const unet_cuda *g, long *captures, long *replays);
+
 #endif

@@ -6,6 +6,11 @@
 #    prompts, seeds, steps and guidance (tests/oracle/make_e2e.py);
 #  - pipelines/generate.mk: JOBS does not change the images, one manifest line
 #    per record, a re-run makes only the missing PNGs;
+#  - generate.mk across hosts: an SSHLOGINFILE of local hosts (':' and
+#    '2/:') gives the images of a plain run;
+#  - the shard script's GPU choice (a fake nvidia-smi listing 2 GPUs, fake
+#    programs that record CUDA_VISIBLE_DEVICES and their options): concurrent
+#    shards get different GPUs, and share them evenly when there are more;
 #  - rep2lat --shard and --skip-existing, which the pipeline is built on.
 load test_helper
 
@@ -113,6 +118,113 @@ gen() {
   run find "$TMP/g" -name '*.png' -newermt '2000-01-02'
   assert_output ""
   cmp "$TMP/m.before" "$TMP/g/manifest.jsonl"
+}
+
+@test "generate.mk: SSHLOGINFILE of local hosts (':', '2/:') gives the PNG bytes and manifest of a plain run" {
+  run -0 --separate-stderr gen "$TMP/plain" 1
+  printf ':\n' >"$TMP/hosts1"
+  printf '2/:\n' >"$TMP/hosts2"
+  run -0 --separate-stderr gen "$TMP/h1" 3 SSHLOGINFILE="$TMP/hosts1" HOSTJOBS=1
+  [[ $stderr == *"14 PNG files in $TMP/h1/"* ]]
+  run -0 --separate-stderr gen "$TMP/h2" 3 SSHLOGINFILE="$TMP/hosts2"
+  [[ $stderr == *"14 PNG files in $TMP/h2/"* ]]
+  local f d
+  for d in h1 h2; do
+    for f in "$TMP"/plain/*.png; do cmp "$f" "$TMP/$d/${f##*/}"; done
+    diff <(sed "s#$TMP/plain#D#" "$TMP/plain/manifest.jsonl") <(sed "s#$TMP/$d#D#" "$TMP/$d/manifest.jsonl")
+  done
+  # relative paths mean the same in the job's directory (--workdir); the
+  # PNGs' text names the model as given, so only the pixels are the same
+  run -0 --separate-stderr make --no-print-directory -C "$ROOT" -f pipelines/generate.mk BINDIR="$BINDIR" \
+    MODEL="tests/fixtures/models/tiny-sd1" REPORTS="examples/reports.jsonl" OUT="$TMP/h3" JOBS=2 \
+    STEPS=3 SCHEDULER=euler_a SEED=5 GPUS=0 SSHLOGINFILE="${TMP#"$ROOT"/}/hosts2"
+  [[ $stderr == *"14 PNG files in $TMP/h3/"* ]]
+  run --separate-stderr gen "$TMP/h4" 2 SSHLOGINFILE="$TMP/nohosts"
+  [ "$status" -ne 0 ]
+  stderr_has "SSHLOGINFILE=$TMP/nohosts: no such file"
+}
+
+# fake_gpu_host: a PATH with an nvidia-smi that lists 2 GPUs and a BINDIR of
+# programs that append "prog CUDA_VISIBLE_DEVICES options" to $TMP/calls and
+# hold their GPU 2 s (so shards started together overlap); rep2lat and denoise list
+# --precision and --batch in --help, lat2png neither (a program without them).
+fake_gpu_host() {
+  mkdir -p "$TMP/fake/bin" "$TMP/fake/path" "$TMP/locks"
+  cat >"$TMP/fake/path/nvidia-smi" <<'SH'
+#!/bin/sh
+[ "$1" = -L ] || exit 9
+echo "GPU 0: NVIDIA H200 (UUID: GPU-0000)"
+echo "GPU 1: NVIDIA H200 (UUID: GPU-1111)"
+SH
+  chmod +x "$TMP/fake/path/nvidia-smi"
+  local p
+  for p in rep2lat denoise lat2png; do
+    cat >"$TMP/fake/bin/$p" <<SH
+#!/bin/bash
+if [ "\$1" = --help ]; then
+  [ $p = lat2png ] || echo "  --precision P  --batch B"
+  exit 0
+fi
+echo "$p \${CUDA_VISIBLE_DEVICES-unset} \$*" >>"$TMP/calls"
+cat >/dev/null
+sleep 2
+SH
+    chmod +x "$TMP/fake/bin/$p"
+  done
+}
+
+# shard SLOT JOBS GPUS [DEVICE [PRECISION [BATCH]]]: one shard on the fake host
+shard() {
+  PATH="$TMP/fake/path:$PATH" "$ROOT/pipelines/generate-shard.sh" "$1" "$2" "$TMP/fake/bin" M R "$TMP/out" 3 7.5 "" 5 \
+    "$3" 1 "${4:-auto}" "${5:-}" "${6:-auto}" "$TMP/locks"
+}
+
+@test "generate-shard.sh: concurrent shards take different GPUs of their host (flock), and share them evenly beyond" {
+  fake_gpu_host
+  mkdir -p "$TMP/out/.parts"
+  # two shards at once whose slots would both map to GPU 0 by slot number (1 and 3 of 4, 2 GPUs)
+  shard 1 4 auto & shard 3 4 auto & wait
+  run -0 sort -u < <(awk '$1 == "denoise" {print $2}' "$TMP/calls")
+  assert_output "$(printf '0\n1')"
+  # the same through generate.mk (GPUS=auto counts the fake nvidia-smi's 2 GPUs)
+  rm "$TMP/calls"
+  run -0 --separate-stderr env PATH="$TMP/fake/path:$PATH" make --no-print-directory -C "$ROOT" -f pipelines/generate.mk \
+    BINDIR="$TMP/fake/bin" MODEL="$TMP" REPORTS="$ROOT/examples/reports.jsonl" OUT="$TMP/out2" JOBS=2 \
+    GPU_LOCKDIR="$TMP/locks"
+  run -0 sort < <(awk '$1 == "rep2lat" {print $2}' "$TMP/calls")
+  assert_output "$(printf '0\n1')"
+  # four shards on two GPUs: each GPU twice, never three times
+  rm "$TMP/calls"
+  shard 1 4 auto 2>"$TMP/e1" & shard 2 4 auto 2>"$TMP/e2" & shard 3 4 auto 2>"$TMP/e3" & shard 4 4 auto 2>"$TMP/e4" &
+  wait
+  run -0 sort < <(awk '$1 == "lat2png" {print $2}' "$TMP/calls")
+  assert_output "$(printf '0\n0\n1\n1')"
+  run -0 cat "$TMP"/e?
+  [ "$(grep -c "every GPU of this host has a shard already; sharing GPU" <<<"$output")" -eq 2 ]
+  # GPUS=0, or --device cpu: nothing set, batch 1
+  rm "$TMP/calls"
+  shard 1 2 0
+  shard 2 2 auto cpu
+  run -0 awk '{print $2}' "$TMP/calls"
+  assert_output "$(printf 'unset\n%.0s' 1 2 3 4 5 6)"
+  grep -q -- "denoise unset -q --threads 1 --device cpu --precision" "$TMP/calls" && return 1
+  grep -q -- "^denoise unset -q --threads 1 --device auto --batch 1 " "$TMP/calls"
+}
+
+@test "generate-shard.sh: the device options each program gets (--device, --precision and --batch where --help lists them)" {
+  fake_gpu_host
+  mkdir -p "$TMP/out/.parts"
+  shard 2 2 auto cuda fp32
+  run -0 sort < <(cut -d' ' -f1-2 "$TMP/calls")   # the pipe's three run at once: any order
+  assert_output "$(printf 'denoise 1\nlat2png 1\nrep2lat 1')"
+  grep -q -- "^rep2lat 1 --threads 1 --device cuda --precision fp32 --batch 8 -m M --seed 5 --shard 2/2 --skip-existing $TMP/out R$" "$TMP/calls"
+  grep -q -- "^denoise 1 -q --threads 1 --device cuda --precision fp32 --batch 8 --steps 3 --guidance 7.5$" "$TMP/calls"
+  grep -q -- "^lat2png 1 -q --threads 1 --device cuda -o $TMP/out$" "$TMP/calls"
+  rm "$TMP/calls"
+  shard 1 1 2 auto "" 4
+  grep -q -- "^denoise 0 -q --threads 1 --device auto --batch 4 --steps 3" "$TMP/calls"
+  run -1 --separate-stderr shard 1 1 two
+  stderr_has "GPUS='two' is not a number or auto"
 }
 
 @test "generate.mk: without MODEL it says so and exits non-zero" {

@@ -3,7 +3,7 @@
 # lines and ends with "N passed, N failed, N skipped". Run from the repo root
 # by `make check` (BUILD and BINDIR come from the Makefile).
 #   tests/run.sh          all tests (GPU tests skip without a GPU)
-#   tests/run.sh --gpu    only the GPU tests (make check-gpu)
+#   tests/run.sh --gpu    only the GPU tests (make check-gpu): test_gpu_*, tests/*-gpu.bats
 # STRICT=1 or REQUIRE_GPU=1 turn a skipped GPU test into a failure.
 set -u
 cd "$(dirname "$0")/.."
@@ -51,8 +51,9 @@ for t in "$BUILD"/tests/unit/test_*; do
   fi
 done
 
-if [ "$mode" = all ]; then
-  bats_files=(tests/*.bats)
+# --gpu: the GPU bats files too (tests/*-gpu.bats: programs on the GPU against the CPU)
+if [ "$mode" = all ] || [ "$mode" = --gpu ]; then
+  if [ "$mode" = all ]; then bats_files=(tests/*.bats); else bats_files=(tests/*-gpu.bats); fi
   if [ -e "${bats_files[0]}" ]; then
     echo "# bats"
     bats --tap "${bats_files[@]}" >"$log" 2>&1

@@ -1,7 +1,8 @@
 #!/bin/bash
 # tools/gpu-check.sh — `make gpu-check`: everything a GPU host can tell in one
 # command, within 8 minutes. Builds the CUDA build in build/gpu, runs
-# `check-gpu` (every CUDA op against its CPU twin; REQUIRE_GPU=1, so a skip is
+# `check-gpu` (every CUDA op against its CPU twin, the tiny pipeline on the GPU
+# against the CPU, tests/*-gpu.bats; REQUIRE_GPU=1, so a skip is
 # a failure), the cuBLAS figures (bench/bench_gpu) and the two sides of the
 # generation benchmark: diffusers' fp16 + SDPA UNet (bench/gpu_diffusers.py)
 # and synthcxr's fp16 UNet on the same random weights (bench/bench_gpu_unet),
@@ -9,8 +10,9 @@
 #   $OUT/gpu-check.log    everything printed
 #   $OUT/gpu-check.json   the figures: device, per-stage status and seconds,
 #                         check-gpu counts, cuBLAS (all of bench_gpu's lines),
-#                         diffusers and synthcxr results, synthcxr/diffusers
-#                         ratios, and per conv shape im2col vs implicit GEMM
+#                         diffusers and synthcxr results (plain passes and with
+#                         CUDA graphs), synthcxr/diffusers ratios (both ways),
+#                         and per conv shape im2col vs implicit GEMM
 # (OUT defaults to gpu-check-out/). The host needs nvcc and python3 with
 # PyTorch; it may reach nothing outside: tools/gpu-prep.sh, run beforehand on
 # a machine with network, fills .debs/ (build dependencies, unpacked into a
@@ -77,7 +79,7 @@ built=$?
 
 counts=""
 if [ $built = 0 ]; then
-  stage check-gpu 120 env BUILD=build/gpu BINDIR=build/gpu/bin REQUIRE_GPU=1 tests/run.sh --gpu |
+  stage check-gpu 180 env BUILD=build/gpu BINDIR=build/gpu/bin REQUIRE_GPU=1 tests/run.sh --gpu |
     tee "$OUT/.check-gpu"
   counts=$(grep -Eo '[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?' "$OUT/.check-gpu" | tail -1)
   stage cublas 90 build/gpu/bench/bench_gpu --reps 20 | tee "$OUT/.cublas.jsonl"
@@ -137,9 +139,13 @@ ratios = []
 for d in res["diffusers"]:
     for y in res["synthcxr"]:  # not c: that is check-gpu's counts, read below
         if d.get("model") and d.get("model") == y.get("model"):
-            ratios.append({"model": d["model"],
-                           "b1_it_per_s_ratio": y["b1_it_per_s"] / d["b1_it_per_s"],
-                           "b16_images_per_s_ratio": y["b16_images_per_s_50steps"] / d["b16_images_per_s_50steps"]})
+            r = {"model": d["model"],
+                 "b1_it_per_s_ratio": y["b1_it_per_s"] / d["b1_it_per_s"],
+                 "b16_images_per_s_ratio": y["b16_images_per_s_50steps"] / d["b16_images_per_s_50steps"]}
+            if "b1_it_per_s_graphs" in y:   # the same with CUDA graphs (SYNTHCXR_CUDA_GRAPHS=1)
+                r["b1_it_per_s_ratio_graphs"] = y["b1_it_per_s_graphs"] / d["b1_it_per_s"]
+                r["b16_images_per_s_ratio_graphs"] = y["b16_images_per_s_50steps_graphs"] / d["b16_images_per_s_50steps"]
+            ratios.append(r)
 res["ratios"] = ratios
 # conv2d: im2col + cuBLAS against the implicit GEMM per shape (bench_gpu), to pick conv2d_cuda_set_impl's default
 conv = {}

@@ -7,7 +7,11 @@
  * a batch of 2 equal, per sample, to two passes of 1 (fp32 1e-5, fp16 2e-3:
  * cuBLAS may pick other kernels for other shapes); the arena reservation
  * refusing a batch that cannot fit, without dying, and the batch it names
- * fitting. Without a GPU (or CUDA) every test says "# SKIP no GPU". */
+ * fitting; CUDA graphs (unet_cuda_set_graphs): a replay gives the plain pass's
+ * output bit for bit (the same kernels on the same pointers), on new inputs,
+ * across sizes and a regrown arena, in f32 and f16, and the captures and
+ * replays happen when they should. Without a GPU (or CUDA) every test says
+ * "# SKIP no GPU". */
 #include "unit.h"
 #include "device.h"
 #include "unet.h"
@@ -141,6 +145,56 @@ static void test_oom(void) {
     unet_free(m);
 }
 
+/* Graph replays against plain passes of a second unet_cuda (bit for bit): the
+ * sequence of test_unet_walk.c's test_graphs, on the GPU. */
+static void test_graphs(void) {
+    if (!have_gpu()) return;
+    unet_model *m = unet_load_dir(fixture_path("models/tiny-sd1/unet"));
+    const unet_info *in = unet_get_info(m);
+    const char *cases[] = {"t999", "t500", "t1", "b2", "b2", "t999", "t1", "t999", "t500", "wide"};
+    const long want_c[] = {1, 1, 1, 2, 2, 3, 4, 5, 5, 6}, want_r[] = {0, 1, 2, 2, 3, 3, 3, 3, 4, 4};
+    for (int d = 0; d < 2; d++) {
+        dtype_t dt = gt_dtypes[d];
+        unet_cuda *plain = unet_cuda_new(m, dt), *gr = unet_cuda_new(m, dt);
+        unet_cuda_set_graphs(plain, 0);
+        unet_cuda_set_graphs(gr, 1);
+        /* every size through the plain one first, so that its passes below grow no shared scratch buffer
+         * (a cuda_free, which would drop gr's graph beyond the expected counts) */
+        for (int i = 0; i < 10; i++) {
+            ucase u = case_load("sd1", cases[i]);
+            float *o = xmalloc((size_t)u.B * in->out_channels * u.H * u.W * sizeof *o);
+            unet_cuda_forward(plain, o, u.sample->data, u.t->data, u.enc->data, u.B, u.H, u.W, u.T);
+            free(o);
+            case_free(&u);
+        }
+        for (int i = 0; i < 10; i++) {
+            ucase u = case_load("sd1", cases[i]);
+            unet_cuda_oom oom;
+            if (i == 6) CHECK(unet_cuda_reserve(gr, 4, u.H, u.W, u.T, &oom));   /* the arena moves */
+            if (i == 7) cuda_free(cuda_malloc(64));                              /* as a scratch that grew */
+            size_t n = (size_t)u.B * in->out_channels * u.H * u.W;
+            float *want = xmalloc(n * sizeof *want), *got = xmalloc(n * sizeof *got);
+            unet_cuda_forward(plain, want, u.sample->data, u.t->data, u.enc->data, u.B, u.H, u.W, u.T);
+            unet_cuda_forward(gr, got, u.sample->data, u.t->data, u.enc->data, u.B, u.H, u.W, u.T);
+            long nc, nr;
+            unet_cuda_graph_counts(gr, &nc, &nr);
+            size_t diff = 0;
+            for (size_t k = 0; k < n; k++) diff += memcmp(&got[k], &want[k], sizeof *got) != 0;
+            printf("# graphs %s call %d (sd1.%s): %zu of %zu outputs differ from the plain pass; %ld captures, %ld "
+                   "replays\n", dtype_name(dt), i + 1, cases[i], diff, n, nc, nr);
+            EXPECT(diff == 0, "%s call %d (%s): the graph's output differs from the plain pass's in %zu of %zu",
+                   dtype_name(dt), i + 1, cases[i], diff, n);
+            EXPECT(nc == want_c[i] && nr == want_r[i], "%s call %d (%s): %ld captures, %ld replays; want %ld, %ld",
+                   dtype_name(dt), i + 1, cases[i], nc, nr, want_c[i], want_r[i]);
+            free(want), free(got);
+            case_free(&u);
+        }
+        unet_cuda_free(plain);
+        unet_cuda_free(gr);
+    }
+    unet_free(m);
+}
+
 #else /* CPU-only build */
 
 static void no_cuda(void) { unit_skip("no GPU (built without CUDA)"); }
@@ -150,6 +204,7 @@ static void no_cuda(void) { unit_skip("no GPU (built without CUDA)"); }
 #define test_misc no_cuda
 #define test_batch no_cuda
 #define test_oom no_cuda
+#define test_graphs no_cuda
 
 #endif
 
@@ -165,6 +220,7 @@ int main(int argc, char **argv) {
     RUN(test_misc);
     RUN(test_batch);
     RUN(test_oom);
+    RUN(test_graphs);
 #ifdef SYNTHCXR_CUDA
     st_close(ref);
 #endif

@@ -8,7 +8,12 @@
  * ops also check what the real ones require: the conv workspace given and
  * large enough, no output aliasing an input where the op forbids it, every
  * buffer inside the arena or the weights. What it cannot check: the CUDA
- * kernels themselves (test_gpu_ops.c, test_gpu_attention.c, on a GPU). */
+ * kernels themselves (test_gpu_ops.c, test_gpu_attention.c, on a GPU).
+ * CUDA graphs (test_graphs): an emulated capture keeps the walk's context and
+ * a replay walks again with it, so a replay reads and writes the pointers of
+ * its capture, as a real graph's kernels do: a replay after the arena moved
+ * would touch freed memory (the ops' checks fail), and one whose inputs were
+ * not uploaded where the capture reads them would give other outputs. */
 #undef SYNTHCXR_CUDA
 #define UNET_CUDA_EMULATE 1
 
@@ -59,11 +64,14 @@ static void *cuda_malloc(size_t n) {
     cudaMalloc(&p, n);
     return p;
 }
+static unsigned long emu_frees;
 static void cuda_free(void *p) {
     for (int i = 0; i < 16; i++)
         if (p && emu_blocks[i].p == p) emu_blocks[i].p = NULL;
+    if (p) emu_frees++;
     free(p);
 }
+static unsigned long cuda_free_count(void) { return emu_frees; }
 static cudaError_t cudaMemcpy(void *d, const void *s, size_t n, int kind) {
     if (kind != cudaMemcpyHostToDevice) emu_in(s, n);
     if (kind != cudaMemcpyDeviceToHost) emu_in(d, n);
@@ -275,6 +283,53 @@ static void test_reserve(void) {
     unet_free(m);
 }
 
+/* graphs on: the first pass of a size is the plain walk and a capture, the
+ * next ones replays on new inputs; another size, a regrown arena or a freed
+ * buffer captures again; every output the plain walk's, bit for bit. */
+static void test_graphs(void) {
+    unet_model *m = unet_load_dir(fixture_path("models/tiny-sd1/unet"));
+    const unet_info *in = unet_get_info(m);
+    unet_cuda *plain = unet_cuda_new(m, DTYPE_F32), *gr = unet_cuda_new(m, DTYPE_F32);
+    EXPECT(!unet_cuda_graphs(gr), "graphs on by default");
+    unet_cuda_set_graphs(gr, 1);
+    /* call 7 follows a reserve that regrows the arena, call 8 a freed buffer: both capture again */
+    const char *cases[] = {"t999", "t500", "t1", "b2", "b2", "t999", "t1", "t999", "t500", "wide"};
+    const long want_c[] = {1, 1, 1, 2, 2, 3, 4, 5, 5, 6}, want_r[] = {0, 1, 2, 2, 3, 3, 3, 3, 4, 4};
+    for (int i = 0; i < 10; i++) {
+        char key[128];
+        snprintf(key, sizeof key, "sd1.%s.sample", cases[i]);
+        tensor *x = st_load_f32(ref, key, -1, NULL);
+        snprintf(key, sizeof key, "sd1.%s.t", cases[i]);
+        tensor *t = st_load_f32(ref, key, -1, NULL);
+        snprintf(key, sizeof key, "sd1.%s.enc", cases[i]);
+        tensor *e = st_load_f32(ref, key, -1, NULL);
+        int B = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3], T = (int)e->shape[1];
+        unet_cuda_oom oom;
+        if (i == 6) CHECK(unet_cuda_reserve(gr, 4, H, W, T, &oom));   /* the arena of 2 moves */
+        if (i == 7) cuda_free(cuda_malloc(64));                          /* as a scratch that grew */
+        size_t n = (size_t)B * in->out_channels * H * W;
+        float *want = xmalloc(n * sizeof *want), *got = xmalloc(n * sizeof *got);
+        unet_cuda_forward(plain, want, x->data, t->data, e->data, B, H, W, T);
+        unet_cuda_forward(gr, got, x->data, t->data, e->data, B, H, W, T);
+        long nc, nr;
+        unet_cuda_graph_counts(gr, &nc, &nr);
+        EXPECT(!memcmp(got, want, n * sizeof *got), "call %d (%s): the graph's output differs from the plain walk's",
+               i + 1, cases[i]);
+        EXPECT(nc == want_c[i] && nr == want_r[i], "call %d (%s): %ld captures, %ld replays; want %ld, %ld", i + 1,
+               cases[i], nc, nr, want_c[i], want_r[i]);
+        free(want), free(got);
+        tensor_free(x), tensor_free(t), tensor_free(e);
+    }
+    long nc, nr;
+    unet_cuda_graph_counts(plain, &nc, &nr);
+    EXPECT(nc == 0 && nr == 0, "graphs off: %ld captures, %ld replays", nc, nr);
+    unet_cuda_set_graphs(gr, 0);
+    EXPECT(!unet_cuda_graphs(gr), "graphs still on");
+    unet_cuda_free(plain);
+    unet_cuda_free(gr);
+    unet_free(m);
+}
+
 int main(void) {
     ref = st_open(fixture_path("unet_ref.safetensors"));
     RUN(test_sd1);
@@ -282,6 +337,7 @@ int main(void) {
     RUN(test_deep);
     RUN(test_misc);
     RUN(test_reserve);
+    RUN(test_graphs);
     st_close(ref);
     return unit_done();
 }

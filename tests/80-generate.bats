@@ -31,9 +31,9 @@ pixels_match() {
 # final latents, which say where a difference starts).
 e2e() {
   local m=$1 s=$2 id
-  rep2lat -q --seed 42 -m "$FIXTURES/models/$m" "$REPORTS" \
-    | denoise -q --scheduler "$s" --steps 5 --guidance 7.5 | tee "$TMP/final.cxr" \
-    | lat2png -q -o "$TMP/png" >"$TMP/manifest.jsonl"
+  rep2lat -q --device cpu --seed 42 -m "$FIXTURES/models/$m" "$REPORTS" \
+    | denoise -q --device cpu --scheduler "$s" --steps 5 --guidance 7.5 | tee "$TMP/final.cxr" \
+    | lat2png -q --device cpu -o "$TMP/png" >"$TMP/manifest.jsonl"
   # the final latents too, within denoise's bound (denoise(1), STATUS)
   run -0 cmplat "$TMP/final.cxr" "$REF" "$m.$s.latents" 1e-3
   echo "# latents: $output" >&3
@@ -56,13 +56,13 @@ e2e() {
 @test "end to end, tiny-sd2, DPM-Solver++ 2M: the pipeline's images" { e2e tiny-sd2 dpmpp_2m; }
 
 @test "the comparison tells schedulers and seeds apart" {
-  rep2lat -q --seed 42 -m "$FIXTURES/models/tiny-sd1" "$REPORTS" \
-    | denoise -q --scheduler euler --steps 5 | lat2png -q -o "$TMP/png" >/dev/null
+  rep2lat -q --device cpu --seed 42 -m "$FIXTURES/models/tiny-sd1" "$REPORTS" \
+    | denoise -q --device cpu --scheduler euler --steps 5 | lat2png -q --device cpu -o "$TMP/png" >/dev/null
   run -1 pngref cmp "$TMP/png/demo06.png" "$REF" tiny-sd1.euler_a.demo06.rgb8 1
   run -1 pngref cmp "$TMP/png/demo06.png" "$REF" tiny-sd1.euler.demo07.rgb8 1
   rm -r "$TMP/png"
-  rep2lat -q --seed 43 -m "$FIXTURES/models/tiny-sd1" "$REPORTS" \
-    | denoise -q --scheduler euler --steps 5 | lat2png -q -o "$TMP/png" >/dev/null
+  rep2lat -q --device cpu --seed 43 -m "$FIXTURES/models/tiny-sd1" "$REPORTS" \
+    | denoise -q --device cpu --scheduler euler --steps 5 | lat2png -q --device cpu -o "$TMP/png" >/dev/null
   run -1 pngref cmp "$TMP/png/demo06.png" "$REF" tiny-sd1.euler.demo06.rgb8 1
 }
 
@@ -71,7 +71,7 @@ gen() {
   local out=$1 jobs=$2; shift 2
   make --no-print-directory -C "$ROOT" -f pipelines/generate.mk BINDIR="$BINDIR" \
     MODEL="$FIXTURES/models/tiny-sd1" REPORTS="$ROOT/examples/reports.jsonl" OUT="$out" JOBS="$jobs" \
-    STEPS=3 SCHEDULER=euler_a SEED=5 GPUS=0 "$@"
+    STEPS=3 SCHEDULER=euler_a SEED=5 GPUS=0 DEVICE=cpu "$@"
 }
 
 @test "generate.mk: two jobs give the PNG bytes of one job; one manifest line per record" {
@@ -137,7 +137,7 @@ gen() {
   # PNGs' text names the model as given, so only the pixels are the same
   run -0 --separate-stderr make --no-print-directory -C "$ROOT" -f pipelines/generate.mk BINDIR="$BINDIR" \
     MODEL="tests/fixtures/models/tiny-sd1" REPORTS="examples/reports.jsonl" OUT="$TMP/h3" JOBS=2 \
-    STEPS=3 SCHEDULER=euler_a SEED=5 GPUS=0 SSHLOGINFILE="${TMP#"$ROOT"/}/hosts2"
+    STEPS=3 SCHEDULER=euler_a SEED=5 GPUS=0 DEVICE=cpu SSHLOGINFILE="${TMP#"$ROOT"/}/hosts2"
   [[ $stderr == *"14 PNG files in $TMP/h3/"* ]]
   run --separate-stderr gen "$TMP/h4" 2 SSHLOGINFILE="$TMP/nohosts"
   [ "$status" -ne 0 ]
@@ -235,8 +235,8 @@ shard() {
 
 @test "rep2lat --shard K/N: the records of the whole run, with their ids and seeds" {
   local m="$FIXTURES/models/tiny-sd1"
-  rep2lat -q --seed 3 -m "$m" "$ROOT/examples/reports.jsonl" >"$TMP/all.cxr"
-  rep2lat -q --seed 3 -m "$m" --shard 2/3 "$ROOT/examples/reports.jsonl" >"$TMP/s2.cxr"
+  rep2lat -q --device cpu --seed 3 -m "$m" "$ROOT/examples/reports.jsonl" >"$TMP/all.cxr"
+  rep2lat -q --device cpu --seed 3 -m "$m" --shard 2/3 "$ROOT/examples/reports.jsonl" >"$TMP/s2.cxr"
   run -0 cxrstream "$TMP/s2.cxr"
   assert_equal "${#lines[@]}" 6     # header + records 1, 4, 7, 10, 13 (0-based)
   [[ ${lines[1]} == *'"id":"demo02"'*'"seed":4,'* ]]
@@ -254,15 +254,15 @@ shard() {
   cat "$ROOT/examples/reports.jsonl" "$TMP/r.jsonl" >"$TMP/all.jsonl"
   # real images for demo03, "a b/c" and 12 (the report without an id, line 12)
   { sed -n 3p "$ROOT/examples/reports.jsonl"; sed -n 1p "$TMP/r.jsonl"; } >"$TMP/some.jsonl"
-  rep2lat -q -m "$m" "$TMP/some.jsonl" | denoise -q --steps 1 | lat2png -q -o "$TMP/d" >/dev/null
-  rep2lat -q -m "$m" "$ROOT/examples/reports.jsonl" | denoise -q --steps 1 | lat2png -q -o "$TMP/e" >/dev/null
+  rep2lat -q --device cpu -m "$m" "$TMP/some.jsonl" | denoise -q --device cpu --steps 1 | lat2png -q --device cpu -o "$TMP/d" >/dev/null
+  rep2lat -q --device cpu -m "$m" "$ROOT/examples/reports.jsonl" | denoise -q --device cpu --steps 1 | lat2png -q --device cpu -o "$TMP/e" >/dev/null
   mv "$TMP/e/12.png" "$TMP/d/12.png"
   touch "$TMP/d/demo04"
   run -0 ls "$TMP/d"
   assert_output "$(printf '%s\n' 12.png a_b_c.png demo03.png demo04)"
   run -0 --separate-stderr rep2lat --skip-existing "$TMP/d" -m "$m" "$TMP/all.jsonl"
   [[ $stderr == *"rep2lat: 3 report(s) skipped: their PNG is in $TMP/d"* ]]
-  rep2lat -q --skip-existing "$TMP/d" -m "$m" "$TMP/all.jsonl" >"$TMP/s.cxr"
+  rep2lat -q --device cpu --skip-existing "$TMP/d" -m "$m" "$TMP/all.jsonl" >"$TMP/s.cxr"
   run -0 cxrstream "$TMP/s.cxr"
   assert_equal "${#lines[@]}" 14    # header + 16 - 3 records
   refute_output --partial '"id":"demo03"'
@@ -272,11 +272,11 @@ shard() {
   assert_output --partial '"id":"a b"'
   [[ ${lines[13]} == *'"id":"a b"'*'"seed":15,'* ]]
   # a_b.png made for another id ("a_b") is not the image of "a b": an error
-  echo '{"id": "a_b", "text": "z"}' | rep2lat -q -m "$m" | denoise -q --steps 1 | lat2png -q -o "$TMP/d" >/dev/null
-  run -2 --separate-stderr rep2lat -q --skip-existing "$TMP/d" -m "$m" "$TMP/r.jsonl"
+  echo '{"id": "a_b", "text": "z"}' | rep2lat -q --device cpu -m "$m" | denoise -q --device cpu --steps 1 | lat2png -q --device cpu -o "$TMP/d" >/dev/null
+  run -2 --separate-stderr rep2lat -q --device cpu --skip-existing "$TMP/d" -m "$m" "$TMP/r.jsonl"
   [[ $stderr == "rep2lat: $TMP/r.jsonl: line 2: the PNG of id \"a b\", $TMP/d/a_b.png, was made for id \"a_b\"" ]]
   # a file that is not a PNG
   echo x >"$TMP/d/a_b.png"
-  run -2 --separate-stderr rep2lat -q --skip-existing "$TMP/d" -m "$m" "$TMP/r.jsonl"
+  run -2 --separate-stderr rep2lat -q --device cpu --skip-existing "$TMP/d" -m "$m" "$TMP/r.jsonl"
   [[ $stderr == *"$TMP/d/a_b.png"* ]]
 }

@@ -1,6 +1,6 @@
 /* test_clip_text_walk.c — the GPU text encoder's walk (libcommon/clip_text_cuda.c)
  * run on the CPU: this file includes clip_text_cuda.c with every cuda_ops.h op
- * it calls bound to its CPU twin, the device being host memory, so the
+ * it calls bound to its CPU twin (cuda_walk_emu.h), the device being host memory, so the
  * weight mapping, the arena layout, the buffer aliasing, the layer order and
  * the clip skip of the GPU code are checked against clip_text_forward on the
  * tiny SD 1 and SD 2 text encoders without a GPU.
@@ -12,7 +12,8 @@
  * (the GPU adds only its own summation order): the tolerances of
  * test_gpu_clip_text.c rest on these figures. The emulated ops also check
  * what the real ones require: no output aliasing an input where the op
- * forbids it, attention causal, every buffer inside the arena or the weights.
+ * forbids it, attention causal (clip_attention_rule, below), every buffer
+ * inside the arena or the weights.
  * Then the planner: its bytes by formula, the SD 1.5 and SD 2.1 text encoders'
  * figures, the reservation refusing what does not fit. What it cannot check:
  * the CUDA kernels themselves (test_gpu_ops.c, test_gpu_attention.c, on a GPU). */
@@ -20,136 +21,14 @@
 #define CLIP_TEXT_CUDA_EMULATE 1
 
 #include "unit.h"
-#include "activation.h"
-#include "attention.h"
 #include "clip_text.h"
-#include "eltwise.h"
-#include "gemm.h"
+#include "cuda_walk_emu.h"
 #include "json.h"
-#include "norm.h"
 #include "tensor.h"
 
-/* ---- the CUDA runtime, on the host ---------------------------------------------- */
-
-typedef int cudaError_t;
-enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 };
-enum { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
-#define CUDA_CHECK(call) CHECK((call) == cudaSuccess)
-
-/* the device: blocks of host memory, remembered so every op can check its pointers */
-static struct { const char *p; size_t n; } emu_blocks[16];
-static size_t emu_free = (size_t)64 << 30;   /* what cudaMemGetInfo says */
-
-static void emu_track(const void *p, size_t n) {
-    for (int i = 0; i < 16; i++)
-        if (!emu_blocks[i].p) {
-            emu_blocks[i].p = p, emu_blocks[i].n = n;
-            return;
-        }
-    CHECK(!"emu: too many blocks");
-}
-/* [p, p + bytes) lies in one device block */
-static void emu_in(const void *p, size_t bytes) {
-    for (int i = 0; i < 16; i++)
-        if (emu_blocks[i].p && (const char *)p >= emu_blocks[i].p &&
-            (const char *)p + bytes <= emu_blocks[i].p + emu_blocks[i].n)
-            return;
-    CHECKF(0, "emu: %zu bytes at %p are outside every device block", bytes, p);
-}
-static cudaError_t cudaMalloc(void **p, size_t n) {
-    *p = xmalloc_aligned(n);
-    emu_track(*p, n);
-    return cudaSuccess;
-}
-static void *cuda_malloc(size_t n) {
-    void *p;
-    cudaMalloc(&p, n);
-    return p;
-}
-static void cuda_free(void *p) {
-    for (int i = 0; i < 16; i++)
-        if (p && emu_blocks[i].p == p) emu_blocks[i].p = NULL;
-    free(p);
-}
-static cudaError_t cudaMemcpy(void *d, const void *s, size_t n, int kind) {
-    if (kind != cudaMemcpyHostToDevice) emu_in(s, n);
-    if (kind != cudaMemcpyDeviceToHost) emu_in(d, n);
-    memcpy(d, s, n);
-    return cudaSuccess;
-}
-static cudaError_t cudaMemGetInfo(size_t *fr, size_t *total) {
-    *fr = emu_free, *total = (size_t)80 << 30;
-    return cudaSuccess;
-}
-static cudaError_t cudaGetLastError(void) { return cudaSuccess; }
-static int cublas_handle(void) { return 0; }
-
-/* ---- the ops: storage type in, float on the CPU twin, storage type out ------------ */
-
-/* A float copy of n values of type dt at device address p (NULL stays NULL). */
-static float *emu_get(const void *p, size_t n, dtype_t dt) {
-    if (!p) return NULL;
-    CHECKF(dt == DTYPE_F32 || dt == DTYPE_F16 || dt == DTYPE_BF16, "emu: %s", dtype_name(dt));
-    emu_in(p, n * dtype_size(dt));
-    float *x = xmalloc((n ? n : 1) * sizeof *x);
-    convert_to_f32(x, p, dt, n);
-    return x;
-}
-/* n floats stored at device address p in type dt (rounded once), then freed. */
-static void emu_put(void *p, float *x, size_t n, dtype_t dt) {
-    emu_in(p, n * dtype_size(dt));
-    convert_from_f32(p, x, dt, n);
-    free(x);
-}
-
-static void linear_forward_cuda(void *out, const void *inp, const void *w, const void *b, int n, int in_f,
-                                int out_f, dtype_t dt) {
-    CHECKF(out != inp, "emu: linear_forward_cuda's out aliases its input");
-    CHECK(w);
-    float *x = emu_get(inp, (size_t)n * in_f, dt), *ww = emu_get(w, (size_t)out_f * in_f, dt);
-    float *bb = emu_get(b, (size_t)out_f, dt), *y = xmalloc((size_t)n * out_f * sizeof *y);
-    linear_forward(y, x, ww, bb, n, in_f, out_f);
-    emu_put(out, y, (size_t)n * out_f, dt);
-    free(x), free(ww), free(bb);
-}
-static void layernorm_forward_cuda(void *out, const void *inp, const void *g, const void *b, int rows, int ch,
-                                   float eps, dtype_t dt) {
-    CHECK(g && b);
-    size_t n = (size_t)rows * ch;
-    float *x = emu_get(inp, n, dt), *gg = emu_get(g, (size_t)ch, dt), *bb = emu_get(b, (size_t)ch, dt);
-    float *y = xmalloc(n * sizeof *y);
-    layernorm_forward(y, x, gg, bb, rows, ch, eps);
-    emu_put(out, y, n, dt);
-    free(x), free(gg), free(bb);
-}
-static int emu_attn_calls;
-static void attention_forward_cuda(void *out, const void *q, const void *k, const void *v, int batch, int heads,
-                                   int tq, int tk, int hd, float scale, int causal, const float *mask, dtype_t dt) {
-    CHECKF(out != k && out != v, "emu: attention_forward_cuda's out aliases k or v");
+/* the text encoder's attention, at every call of the walk */
+static void clip_attention_rule(int tq, int tk, int causal, const float *mask) {
     CHECKF(causal == 1 && !mask && tq == tk, "emu: the text encoder's attention is causal, unmasked, square");
-    size_t nq = (size_t)batch * tq * heads * hd, nk = (size_t)batch * tk * heads * hd;
-    float *qq = emu_get(q, nq, dt), *kk = emu_get(k, nk, dt), *vv = emu_get(v, nk, dt);
-    float *y = xmalloc(nq * sizeof *y);
-    attention_forward(y, qq, kk, vv, batch, heads, tq, tk, hd, scale, causal, mask);
-    emu_put(out, y, nq, dt);
-    free(qq), free(kk), free(vv);
-    emu_attn_calls++;
-}
-#define EMU_ACT(name)                                                    \
-    static void name##_cuda(void *out, const void *inp, size_t n, dtype_t dt) { \
-        float *x = emu_get(inp, n, dt), *y = xmalloc((n ? n : 1) * sizeof *y);  \
-        name(y, x, n);                                                   \
-        emu_put(out, y, n, dt);                                          \
-        free(x);                                                         \
-    }
-EMU_ACT(quick_gelu_forward)
-EMU_ACT(gelu_forward)
-EMU_ACT(gelu_tanh_forward)
-static void eltwise_add_cuda(void *out, const void *a, const void *b, size_t n, dtype_t dt) {
-    float *x = emu_get(a, n, dt), *y = emu_get(b, n, dt), *z = xmalloc((n ? n : 1) * sizeof *z);
-    eltwise_add(z, x, y, n);
-    emu_put(out, z, n, dt);
-    free(x), free(y);
 }
 
 #include "../../libcommon/clip_text_cuda.c"
@@ -419,6 +298,7 @@ static void test_reserve(void) {
 int main(int argc, char **argv) {
     (void)argc;
     prog_init(argv[0]);
+    emu_attention_rule = clip_attention_rule;
     ref = st_open(fixture_path("clip_text_ref.safetensors"));
     RUN(test_sd1_f32);
     RUN(test_sd2_f32);

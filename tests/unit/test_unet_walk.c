@@ -1,12 +1,12 @@
 /* test_unet_walk.c — the GPU UNet's walk (libcommon/unet_cuda.c) run on the
  * CPU: this file includes unet_cuda.c with every cuda_ops.h op it calls bound
- * to its CPU twin (f32; the device is host memory), so the arena layout, the
- * weight mapping, the buffer aliasing and the block order of the GPU code
+ * to its CPU twin (cuda_walk_emu.h; the device is host memory; run in f32
+ * here), so the arena layout, the weight mapping, the buffer aliasing and the block order of the GPU code
  * are checked against unet_forward on the fixture models without a GPU.
  * Same kernels, same order: the outputs must agree to float rounding (they
  * are expected bit for bit; the bound is 1e-6 of the scale). The emulated
  * ops also check what the real ones require: the conv workspace given and
- * large enough, no output aliasing an input where the op forbids it, every
+ * holding one whole image (emu_conv_ws_whole: the UNet plans it so), no output aliasing an input where the op forbids it, every
  * buffer inside the arena or the weights. What it cannot check: the CUDA
  * kernels themselves (test_gpu_ops.c, test_gpu_attention.c, on a GPU).
  * CUDA graphs (test_graphs): an emulated capture keeps the walk's context and
@@ -18,192 +18,8 @@
 #define UNET_CUDA_EMULATE 1
 
 #include "unit.h"
-#include "activation.h"
-#include "attention.h"
-#include "conv2d.h"
-#include "eltwise.h"
-#include "gemm.h"
-#include "norm.h"
+#include "cuda_walk_emu.h"
 #include "tensor.h"
-#include "upsample.h"
-
-/* ---- the CUDA runtime, on the host ---------------------------------------------- */
-
-typedef int cudaError_t;
-enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 };
-enum { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
-#define CUDA_CHECK(call) CHECK((call) == cudaSuccess)
-
-/* the device: blocks of host memory, remembered so every op can check its pointers */
-static struct { const char *p; size_t n; } emu_blocks[16];
-static size_t emu_free = (size_t)64 << 30;   /* what cudaMemGetInfo says */
-
-static void emu_track(const void *p, size_t n) {
-    for (int i = 0; i < 16; i++)
-        if (!emu_blocks[i].p) {
-            emu_blocks[i].p = p, emu_blocks[i].n = n;
-            return;
-        }
-    CHECK(!"emu: too many blocks");
-}
-/* [p, p + bytes) lies in one device block */
-static void emu_in(const void *p, size_t bytes) {
-    for (int i = 0; i < 16; i++)
-        if (emu_blocks[i].p && (const char *)p >= emu_blocks[i].p &&
-            (const char *)p + bytes <= emu_blocks[i].p + emu_blocks[i].n)
-            return;
-    CHECKF(0, "emu: %zu bytes at %p are outside every device block", bytes, p);
-}
-static cudaError_t cudaMalloc(void **p, size_t n) {
-    *p = xmalloc_aligned(n);
-    emu_track(*p, n);
-    return cudaSuccess;
-}
-static void *cuda_malloc(size_t n) {
-    void *p;
-    cudaMalloc(&p, n);
-    return p;
-}
-static unsigned long emu_frees;
-static void cuda_free(void *p) {
-    for (int i = 0; i < 16; i++)
-        if (p && emu_blocks[i].p == p) emu_blocks[i].p = NULL;
-    if (p) emu_frees++;
-    free(p);
-}
-static unsigned long cuda_free_count(void) { return emu_frees; }
-static cudaError_t cudaMemcpy(void *d, const void *s, size_t n, int kind) {
-    if (kind != cudaMemcpyHostToDevice) emu_in(s, n);
-    if (kind != cudaMemcpyDeviceToHost) emu_in(d, n);
-    memcpy(d, s, n);
-    return cudaSuccess;
-}
-static cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, int kind, int stream) {
-    (void)stream;
-    return cudaMemcpy(d, s, n, kind);
-}
-static cudaError_t cudaMemGetInfo(size_t *fr, size_t *total) {
-    *fr = emu_free, *total = (size_t)80 << 30;
-    return cudaSuccess;
-}
-static cudaError_t cudaGetLastError(void) { return cudaSuccess; }
-static int cublas_handle(void) { return 0; }
-
-/* ---- the ops, on their CPU twins (f32 only) ---------------------------------------- */
-
-#define F(p) ((float *)(p))
-#define CF(p) ((const float *)(p))
-static void f32_only(dtype_t dt) { CHECKF(dt == DTYPE_F32, "emu: %s", dtype_name(dt)); }
-
-static size_t conv2d_cuda_workspace_bytes(const conv2d_dims *d, dtype_t dt) {
-    if (d->k_h == 1 && d->k_w == 1 && d->stride_h == 1 && d->stride_w == 1 && !d->pad_h && !d->pad_w) return 0;
-    return (size_t)d->in_ch * d->k_h * d->k_w * conv2d_out_h(d) * conv2d_out_w(d) * dtype_size(dt);
-}
-static void conv2d_forward_cuda(void *out, const void *inp, const void *w, const void *b, const conv2d_dims *d,
-                                void *ws, size_t ws_bytes, dtype_t dt) {
-    f32_only(dt);
-    size_t need = conv2d_cuda_workspace_bytes(d, dt);
-    if (need) {
-        CHECKF(ws && ws_bytes >= need, "emu: conv workspace %zu bytes, one image needs %zu", ws_bytes, need);
-        emu_in(ws, need);
-    }
-    emu_in(out, (size_t)d->batch * d->out_ch * conv2d_out_h(d) * conv2d_out_w(d) * 4);
-    emu_in(inp, (size_t)d->batch * d->in_ch * d->in_h * d->in_w * 4);
-    emu_in(w, (size_t)d->out_ch * d->in_ch * d->k_h * d->k_w * 4);
-    CHECK(out != inp);
-    conv2d_forward(F(out), CF(inp), CF(w), CF(b), d);
-}
-static void linear_forward_cuda(void *out, const void *inp, const void *w, const void *b, int n, int in_f,
-                                int out_f, dtype_t dt) {
-    f32_only(dt);
-    CHECK(out != inp);
-    emu_in(out, (size_t)n * out_f * 4);
-    emu_in(inp, (size_t)n * in_f * 4);
-    emu_in(w, (size_t)out_f * in_f * 4);
-    if (b) emu_in(b, (size_t)out_f * 4);
-    linear_forward(F(out), CF(inp), CF(w), CF(b), n, in_f, out_f);
-}
-static void groupnorm_forward_cuda(void *out, const void *inp, const void *g, const void *b, int batch, int ch,
-                                   int hw, int groups, float eps, dtype_t dt) {
-    f32_only(dt);
-    emu_in(out, (size_t)batch * ch * hw * 4);
-    emu_in(g, (size_t)ch * 4);
-    groupnorm_forward(F(out), CF(inp), CF(g), CF(b), batch, ch, hw, groups, eps);
-}
-static void groupnorm_silu_forward_cuda(void *out, const void *inp, const void *g, const void *b, int batch,
-                                        int ch, int hw, int groups, float eps, dtype_t dt) {
-    f32_only(dt);
-    emu_in(out, (size_t)batch * ch * hw * 4);
-    emu_in(inp, (size_t)batch * ch * hw * 4);
-    emu_in(g, (size_t)ch * 4);
-    groupnorm_silu_forward(F(out), CF(inp), CF(g), CF(b), batch, ch, hw, groups, eps);
-}
-static void layernorm_forward_cuda(void *out, const void *inp, const void *g, const void *b, int rows, int ch,
-                                   float eps, dtype_t dt) {
-    f32_only(dt);
-    emu_in(out, (size_t)rows * ch * 4);
-    emu_in(inp, (size_t)rows * ch * 4);
-    layernorm_forward(F(out), CF(inp), CF(g), CF(b), rows, ch, eps);
-}
-static void attention_forward_cuda(void *out, const void *q, const void *k, const void *v, int batch, int heads,
-                                   int tq, int tk, int hd, float scale, int causal, const float *mask, dtype_t dt) {
-    f32_only(dt);
-    CHECK(out != k && out != v);
-    emu_in(q, (size_t)batch * tq * heads * hd * 4);
-    emu_in(k, (size_t)batch * tk * heads * hd * 4);
-    emu_in(v, (size_t)batch * tk * heads * hd * 4);
-    attention_forward(F(out), CF(q), CF(k), CF(v), batch, heads, tq, tk, hd, scale, causal, mask);
-}
-static void silu_forward_cuda(void *out, const void *inp, size_t n, dtype_t dt) {
-    f32_only(dt);
-    emu_in(out, n * 4);
-    silu_forward(F(out), CF(inp), n);
-}
-static void geglu_forward_cuda(void *out, const void *inp, int rows, int ch, dtype_t dt) {
-    f32_only(dt);
-    CHECK(out != inp);
-    emu_in(out, (size_t)rows * ch * 4);
-    emu_in(inp, (size_t)rows * 2 * ch * 4);
-    geglu_forward(F(out), CF(inp), rows, ch);
-}
-static void eltwise_add_cuda(void *out, const void *a, const void *b, size_t n, dtype_t dt) {
-    f32_only(dt);
-    emu_in(out, n * 4), emu_in(a, n * 4), emu_in(b, n * 4);
-    eltwise_add(F(out), CF(a), CF(b), n);
-}
-static void eltwise_scale_cuda(void *out, const void *a, float s, size_t n, dtype_t dt) {
-    f32_only(dt);
-    emu_in(out, n * 4);
-    eltwise_scale(F(out), CF(a), s, n);
-}
-static void eltwise_add_batch_channels_cuda(void *x, const void *v, int batch, int ch, int hw, dtype_t dt) {
-    f32_only(dt);
-    emu_in(x, (size_t)batch * ch * hw * 4);
-    emu_in(v, (size_t)batch * ch * 4);
-    eltwise_add_batch_channels(F(x), CF(v), batch, ch, hw);
-}
-static void eltwise_concat_channels_cuda(void *out, const void *a, int ca, const void *b, int cb, int batch, int hw,
-                                         dtype_t dt) {
-    f32_only(dt);
-    CHECK(out != a && out != b);
-    emu_in(out, (size_t)batch * (ca + cb) * hw * 4);
-    emu_in(a, (size_t)batch * ca * hw * 4);
-    emu_in(b, (size_t)batch * cb * hw * 4);
-    eltwise_concat_channels(F(out), CF(a), ca, CF(b), cb, batch, hw);
-}
-static void eltwise_transpose_cuda(void *out, const void *inp, int batch, int m, int n, dtype_t dt) {
-    f32_only(dt);
-    CHECK(out != inp);
-    emu_in(out, (size_t)batch * m * n * 4), emu_in(inp, (size_t)batch * m * n * 4);
-    eltwise_transpose(F(out), CF(inp), batch, m, n);
-}
-static void upsample_nearest2x_forward_cuda(void *out, const void *inp, int batch, int ch, int h, int w,
-                                            dtype_t dt) {
-    f32_only(dt);
-    emu_in(out, (size_t)batch * ch * 4 * h * w * 4);
-    emu_in(inp, (size_t)batch * ch * h * w * 4);
-    upsample_nearest2x_forward(F(out), CF(inp), batch, ch, h, w);
-}
 
 #include "../../libcommon/unet_cuda.c"
 
@@ -331,6 +147,7 @@ static void test_graphs(void) {
 }
 
 int main(void) {
+    emu_conv_ws_whole = 1;   /* the UNet plans a workspace for one whole image's im2col */
     ref = st_open(fixture_path("unet_ref.safetensors"));
     RUN(test_sd1);
     RUN(test_sd2);

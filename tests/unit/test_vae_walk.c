@@ -1,6 +1,7 @@
 /* test_vae_walk.c — the GPU VAE decoder's walk (libcommon/vae_cuda.c) run on
  * the CPU: this file includes vae_cuda.c with every cuda_ops.h op it calls
- * bound to its CPU twin (f32; the device is host memory), so the arena
+ * bound to its CPU twin (cuda_walk_emu.h; the device is host memory; run in
+ * f32 here), so the arena
  * layout, the weight mapping, the buffer aliasing and the layer order of the
  * GPU code are checked against vae_decode on the tiny fixture VAEs (those of
  * test_vae.c and tests/60-lat2png.bats) and on variants without
@@ -20,167 +21,12 @@
 #define VAE_CUDA_EMULATE 1
 
 #include "unit.h"
-#include "attention.h"
-#include "conv2d.h"
-#include "eltwise.h"
-#include "gemm.h"
+#include "cuda_walk_emu.h"
 #include "json.h"
-#include "norm.h"
 #include "tensor.h"
-#include "upsample.h"
 
 #include <errno.h>
 #include <sys/stat.h>
-
-/* ---- the CUDA runtime, on the host ---------------------------------------------- */
-
-typedef int cudaError_t;
-enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 };
-enum { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
-#define CUDA_CHECK(call) CHECK((call) == cudaSuccess)
-
-/* the device: blocks of host memory, remembered so every op can check its
- * pointers; hi: the end of the highest byte an op touched, from the block's start */
-static struct { const char *p; size_t n, hi; } emu_blocks[16];
-static size_t emu_free = (size_t)64 << 30;   /* what cudaMemGetInfo says */
-
-static void emu_track(const void *p, size_t n) {
-    for (int i = 0; i < 16; i++)
-        if (!emu_blocks[i].p) {
-            emu_blocks[i].p = p, emu_blocks[i].n = n, emu_blocks[i].hi = 0;
-            return;
-        }
-    CHECK(!"emu: too many blocks");
-}
-/* [p, p + bytes) lies in one device block */
-static void emu_in(const void *p, size_t bytes) {
-    for (int i = 0; i < 16; i++)
-        if (emu_blocks[i].p && (const char *)p >= emu_blocks[i].p &&
-            (const char *)p + bytes <= emu_blocks[i].p + emu_blocks[i].n) {
-            size_t end = (size_t)((const char *)p + bytes - emu_blocks[i].p);
-            if (end > emu_blocks[i].hi) emu_blocks[i].hi = end;
-            return;
-        }
-    CHECKF(0, "emu: %zu bytes at %p are outside every device block", bytes, p);
-}
-static size_t emu_touched(const void *block) {
-    for (int i = 0; i < 16; i++)
-        if (emu_blocks[i].p == block) return emu_blocks[i].hi;
-    CHECK(!"emu: no such block");
-    return 0;
-}
-static cudaError_t cudaMalloc(void **p, size_t n) {
-    *p = xmalloc_aligned(n);
-    emu_track(*p, n);
-    return cudaSuccess;
-}
-static void *cuda_malloc(size_t n) {
-    void *p;
-    cudaMalloc(&p, n);
-    return p;
-}
-static void cuda_free(void *p) {
-    for (int i = 0; i < 16; i++)
-        if (p && emu_blocks[i].p == p) emu_blocks[i].p = NULL;
-    free(p);
-}
-static cudaError_t cudaMemcpy(void *d, const void *s, size_t n, int kind) {
-    if (kind != cudaMemcpyHostToDevice) emu_in(s, n);
-    if (kind != cudaMemcpyDeviceToHost) emu_in(d, n);
-    memcpy(d, s, n);
-    return cudaSuccess;
-}
-static cudaError_t cudaMemGetInfo(size_t *fr, size_t *total) {
-    *fr = emu_free, *total = (size_t)80 << 30;
-    return cudaSuccess;
-}
-static cudaError_t cudaGetLastError(void) { return cudaSuccess; }
-static int cublas_handle(void) { return 0; }
-
-/* ---- the ops, on their CPU twins (f32 only) ---------------------------------------- */
-
-#define F(p) ((float *)(p))
-#define CF(p) ((const float *)(p))
-static void f32_only(dtype_t dt) { CHECKF(dt == DTYPE_F32, "emu: %s", dtype_name(dt)); }
-
-static size_t conv2d_cuda_workspace_bytes(const conv2d_dims *d, dtype_t dt) {
-    if (d->k_h == 1 && d->k_w == 1 && d->stride_h == 1 && d->stride_w == 1 && !d->pad_h && !d->pad_w) return 0;
-    return (size_t)d->in_ch * d->k_h * d->k_w * conv2d_out_h(d) * conv2d_out_w(d) * dtype_size(dt);
-}
-static int emu_convs, emu_conv_runs;   /* convs run; those whose workspace holds less than one image */
-static void conv2d_forward_cuda(void *out, const void *inp, const void *w, const void *b, const conv2d_dims *d,
-                                void *ws, size_t ws_bytes, dtype_t dt) {
-    f32_only(dt);
-    size_t need = conv2d_cuda_workspace_bytes(d, dt), col = (size_t)d->in_ch * d->k_h * d->k_w * 4;
-    if (need) {
-        /* the real op runs in runs of ws_bytes / col pixels, using at most min(ws_bytes, need) */
-        CHECKF(ws && ws_bytes >= col, "emu: conv workspace %zu bytes, one column needs %zu", ws_bytes, col);
-        emu_in(ws, need < ws_bytes ? need : ws_bytes);
-        emu_conv_runs += ws_bytes < need;
-    }
-    emu_convs++;
-    emu_in(out, (size_t)d->batch * d->out_ch * conv2d_out_h(d) * conv2d_out_w(d) * 4);
-    emu_in(inp, (size_t)d->batch * d->in_ch * d->in_h * d->in_w * 4);
-    emu_in(w, (size_t)d->out_ch * d->in_ch * d->k_h * d->k_w * 4);
-    if (b) emu_in(b, (size_t)d->out_ch * 4);
-    CHECK(out != inp);
-    conv2d_forward(F(out), CF(inp), CF(w), CF(b), d);
-}
-static void linear_forward_cuda(void *out, const void *inp, const void *w, const void *b, int n, int in_f,
-                                int out_f, dtype_t dt) {
-    f32_only(dt);
-    CHECK(out != inp);
-    emu_in(out, (size_t)n * out_f * 4);
-    emu_in(inp, (size_t)n * in_f * 4);
-    emu_in(w, (size_t)out_f * in_f * 4);
-    if (b) emu_in(b, (size_t)out_f * 4);
-    linear_forward(F(out), CF(inp), CF(w), CF(b), n, in_f, out_f);
-}
-static void groupnorm_forward_cuda(void *out, const void *inp, const void *g, const void *b, int batch, int ch,
-                                   int hw, int groups, float eps, dtype_t dt) {
-    f32_only(dt);
-    emu_in(out, (size_t)batch * ch * hw * 4);
-    emu_in(inp, (size_t)batch * ch * hw * 4);
-    emu_in(g, (size_t)ch * 4), emu_in(b, (size_t)ch * 4);
-    groupnorm_forward(F(out), CF(inp), CF(g), CF(b), batch, ch, hw, groups, eps);
-}
-static void groupnorm_silu_forward_cuda(void *out, const void *inp, const void *g, const void *b, int batch,
-                                        int ch, int hw, int groups, float eps, dtype_t dt) {
-    f32_only(dt);
-    emu_in(out, (size_t)batch * ch * hw * 4);
-    emu_in(inp, (size_t)batch * ch * hw * 4);
-    emu_in(g, (size_t)ch * 4), emu_in(b, (size_t)ch * 4);
-    groupnorm_silu_forward(F(out), CF(inp), CF(g), CF(b), batch, ch, hw, groups, eps);
-}
-static void attention_forward_cuda(void *out, const void *q, const void *k, const void *v, int batch, int heads,
-                                   int tq, int tk, int hd, float scale, int causal, const float *mask, dtype_t dt) {
-    f32_only(dt);
-    CHECK(out != k && out != v);
-    emu_in(out, (size_t)batch * tq * heads * hd * 4);
-    emu_in(q, (size_t)batch * tq * heads * hd * 4);
-    emu_in(k, (size_t)batch * tk * heads * hd * 4);
-    emu_in(v, (size_t)batch * tk * heads * hd * 4);
-    attention_forward(F(out), CF(q), CF(k), CF(v), batch, heads, tq, tk, hd, scale, causal, mask);
-}
-static void eltwise_add_cuda(void *out, const void *a, const void *b, size_t n, dtype_t dt) {
-    f32_only(dt);
-    emu_in(out, n * 4), emu_in(a, n * 4), emu_in(b, n * 4);
-    eltwise_add(F(out), CF(a), CF(b), n);
-}
-static void eltwise_transpose_cuda(void *out, const void *inp, int batch, int m, int n, dtype_t dt) {
-    f32_only(dt);
-    CHECK(out != inp);
-    emu_in(out, (size_t)batch * m * n * 4), emu_in(inp, (size_t)batch * m * n * 4);
-    eltwise_transpose(F(out), CF(inp), batch, m, n);
-}
-static void upsample_nearest2x_forward_cuda(void *out, const void *inp, int batch, int ch, int h, int w,
-                                            dtype_t dt) {
-    f32_only(dt);
-    CHECK(out != inp);
-    emu_in(out, (size_t)batch * ch * 4 * h * w * 4);
-    emu_in(inp, (size_t)batch * ch * h * w * 4);
-    upsample_nearest2x_forward(F(out), CF(inp), batch, ch, h, w);
-}
 
 #include "../../libcommon/vae_cuda.c"
 

@@ -197,26 +197,20 @@ EMU_FN void linear_forward_cuda(void *out, const void *inp, const void *w, const
     emu_put(out, y, (size_t)n * out_f, dt);
     free(x), free(ww), free(bb);
 }
-EMU_FN void groupnorm_forward_cuda(void *out, const void *inp, const void *g, const void *b, int batch, int ch,
-                                   int hw, int groups, float eps, dtype_t dt) {
-    emu_affine("groupnorm_forward_cuda", g, b);
-    size_t n = (size_t)batch * ch * hw;
-    float *x = emu_get(inp, n, dt), *gg = emu_get(g, (size_t)ch, dt), *bb = emu_get(b, (size_t)ch, dt);
-    float *y = emu_out(n);
-    groupnorm_forward(y, x, gg, bb, batch, ch, hw, groups, eps);
-    emu_put(out, y, n, dt);
-    free(x), free(gg), free(bb);
-}
-EMU_FN void groupnorm_silu_forward_cuda(void *out, const void *inp, const void *g, const void *b, int batch, int ch,
-                                        int hw, int groups, float eps, dtype_t dt) {
-    emu_affine("groupnorm_silu_forward_cuda", g, b);
-    size_t n = (size_t)batch * ch * hw;
-    float *x = emu_get(inp, n, dt), *gg = emu_get(g, (size_t)ch, dt), *bb = emu_get(b, (size_t)ch, dt);
-    float *y = emu_out(n);
-    groupnorm_silu_forward(y, x, gg, bb, batch, ch, hw, groups, eps);
-    emu_put(out, y, n, dt);
-    free(x), free(gg), free(bb);
-}
+#define EMU_GROUPNORM(name)                                                                                      \
+    EMU_FN void name##_cuda(void *out, const void *inp, const void *g, const void *b, int batch, int ch, int hw, \
+                            int groups, float eps, dtype_t dt) {                                                 \
+        emu_affine(#name "_cuda", g, b);                                                                         \
+        size_t n = (size_t)batch * ch * hw;                                                                      \
+        float *x = emu_get(inp, n, dt), *gg = emu_get(g, (size_t)ch, dt), *bb = emu_get(b, (size_t)ch, dt);      \
+        float *y = emu_out(n);                                                                                   \
+        name(y, x, gg, bb, batch, ch, hw, groups, eps);                                                          \
+        emu_put(out, y, n, dt);                                                                                  \
+        free(x), free(gg), free(bb);                                                                             \
+    }
+EMU_GROUPNORM(groupnorm_forward)
+EMU_GROUPNORM(groupnorm_silu_forward)
+#undef EMU_GROUPNORM
 EMU_FN void layernorm_forward_cuda(void *out, const void *inp, const void *g, const void *b, int rows, int ch,
                                    float eps, dtype_t dt) {
     emu_affine("layernorm_forward_cuda", g, b);

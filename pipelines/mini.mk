@@ -34,9 +34,10 @@ PREV_rsna     ?= pneumonia=0.25
 PREV_covidx   ?= pneumonia=0.3,covid=0.3
 ARCH        ?= {"layers":[1,1,1,1],"stem_width":16,"planes":16}
 BERT        ?= examples/mini-bert
-PRE_STEPS   ?= 1600
+PRE_STEPS   ?= 3200
 PRE_LR      ?= 1e-3
 PRE_BATCH   ?= 64
+TRAIN_SEED  ?= 0
 PRE_ARGS    ?= --embed-dim 64 --proj-hidden 256 --warmup 0.1 --val-every 100 --log-every 50
 FRACTIONS   ?= 0.01 0.1 1
 EVAL_ARGS   ?= --batch 8 --lr 1e-3 --epochs 200 --patience 20
@@ -73,7 +74,7 @@ $(OUT)/shards/.done: $(OUT)/phantom/mimic/.done
 # ConVIRT: JSON log lines (training and validation recall) beside the checkpoint.
 $(CKPT): $(OUT)/shards/.done $(BERT)/config.json
 	$(BINDIR)/vlptrain -q --method convirt --text-model $(BERT) --text-random --image-arch "$$ARCH" \
-	  --crop $(CROP) --steps $(PRE_STEPS) --batch $(PRE_BATCH) --lr $(PRE_LR) --save-every 0 --seed 0 \
+	  --crop $(CROP) --steps $(PRE_STEPS) --batch $(PRE_BATCH) --lr $(PRE_LR) --save-every 0 --seed $(TRAIN_SEED) \
 	  $(PRE_ARGS) -o $@ '$(OUT)/shards/pairs-*.cxs' >$(OUT)/convirt.jsonl.tmp
 	@mv $(OUT)/convirt.jsonl.tmp $(OUT)/convirt.jsonl
 

@@ -69,7 +69,7 @@ pipeline() {
 @test "GPU vs CPU, tiny-sd1, Euler, fp16: the PNGs within 24/255, 2/255 on average" { pipeline tiny-sd1 euler fp16 24 2; }
 @test "GPU vs CPU, tiny-sd2, PNDM, fp16: the PNGs within 24/255, 2/255 on average" { pipeline tiny-sd2 pndm fp16 24 2; }
 
-@test "denoise on the GPU: CUDA graphs give the latents of plain passes, byte for byte (fp32 and fp16, batch 2)" {
+@test "GPU: denoise with CUDA graphs gives the latents of plain passes, byte for byte (fp32 and fp16, batch 2)" {
   gpu_or_skip
   rep2lat -q --seed 42 -m "$FIXTURES/models/tiny-sd1" "$REPORTS" >"$TMP/c.cxr"
   local p

@@ -266,7 +266,7 @@ no_gpu_here() { if gpu_answers; then skip "a GPU answers here"; fi; }
 # The GPU in fp32 gives the pipeline's pixels within the CPU's bound (issue
 # 6: fp32 within 1/255); --batch 2 over three records (a full batch and a
 # partial one) changes nothing.
-@test "--device cuda --precision fp32: diffusers' pixels, whole and in tiles, --batch 2" {
+@test "GPU fp32 (--device cuda --precision fp32): diffusers' pixels, whole and in tiles, --batch 2" {
   need_gpu
   stream "$TMP/s.cxr" --ids a,b,c
   run -0 --separate-stderr lat2png --device cuda --precision fp32 --batch 2 -o "$TMP/g" "$TMP/s.cxr"
@@ -286,7 +286,7 @@ no_gpu_here() { if gpu_answers; then skip "a GPU answers here"; fi; }
 # levels of the pipeline's 8-bit pixels (first estimates from the bounds of
 # tests/unit/test_gpu_vae.c, 2e-2 and 1e-1 of an image scale about 1, times
 # 127.5, plus one level for the rounding; not yet measured on a GPU).
-@test "--device cuda: fp16 by default, and bf16, within a few levels of diffusers' pixels" {
+@test "GPU fp16 (--device cuda's default) and bf16: within a few levels of diffusers' pixels" {
   need_gpu
   stream "$TMP/s.cxr"
   run -0 --separate-stderr lat2png --device cuda -o "$TMP/h" "$TMP/s.cxr"
@@ -303,7 +303,7 @@ no_gpu_here() { if gpu_answers; then skip "a GPU answers here"; fi; }
 # activations each (vae_cuda_arena_bytes): --batch 1024 (1.7 TiB) fits no GPU
 # of today (an H200 holds 83); the error names the batch that fits, and
 # nothing is decoded or written.
-@test "--device cuda: a --batch the GPU cannot hold is a clear error naming the batch that fits" {
+@test "GPU: a --batch the GPU cannot hold is a clear error naming the batch that fits" {
   need_gpu
   mklatents --model-path "$SD2" --repeat 64 "$REF" png.lat >"$TMP/big.cxr"
   run -2 --separate-stderr lat2png -q --device cuda --tile 0 --batch 1024 -o "$TMP/o" "$TMP/big.cxr"

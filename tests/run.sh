@@ -51,12 +51,14 @@ for t in "$BUILD"/tests/unit/test_*; do
   fi
 done
 
-# --gpu: the GPU bats files too (tests/*-gpu.bats: programs on the GPU against the CPU)
+# --gpu: the bats tests whose name begins "GPU" too (programs on the GPU
+# against the CPU: tests/57-pipeline-gpu.bats, and those of each program's file)
 if [ "$mode" = all ] || [ "$mode" = --gpu ]; then
-  if [ "$mode" = all ]; then bats_files=(tests/*.bats); else bats_files=(tests/*-gpu.bats); fi
+  bats_files=(tests/*.bats) filter=()
+  [ "$mode" = --gpu ] && filter=(--filter '^GPU')
   if [ -e "${bats_files[0]}" ]; then
     echo "# bats"
-    bats --tap "${bats_files[@]}" >"$log" 2>&1
+    bats --tap "${filter[@]}" "${bats_files[@]}" >"$log" 2>&1
     rc=$?
     tally bats <"$log"
     if [ $rc -ne 0 ] && ! grep -q '^not ok' "$log"; then

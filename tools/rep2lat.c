@@ -234,10 +234,10 @@ static void model_open(struct model *m, const struct cmdline *cl) {
     json_t *unet = load_part_config(m->dm, "unet");
     if (unet) {
         long cad = json_get_int(unet, "cross_attention_dim", m->dim, "unet/config.json");
+        json_decref(unet); /* before a die too: LeakSanitizer may not see it reachable */
         if (cad != m->dim)
             die("%s/: the unet's cross_attention_dim is %ld but the text encoder's hidden_size is %d",
                 m->dm->root, cad, m->dim);
-        json_decref(unet);
     }
     model_geometry(m, cl->height, cl->width);
 }

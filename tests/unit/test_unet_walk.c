@@ -27,10 +27,15 @@
 
 static st_file *ref;
 
-static void check_config(const char *cfg, const char *dir, const char *const *cases, int n_cases) {
+/* The walk in storage type dt against unet_forward (f32) on the fixture cases:
+ * f32 bit for bit (bound 1e-6 of the scale); f16 and bf16 store every weight
+ * and activation rounded (cuda_walk_emu.h: read, compute in float, round once
+ * on store, as the CUDA ops do), so they differ by that rounding alone. */
+static void check_config_dt(const char *cfg, const char *dir, const char *const *cases, int n_cases, dtype_t dt,
+                            double tol) {
     unet_model *m = unet_load_dir(fixture_path(dir));
     const unet_info *in = unet_get_info(m);
-    unet_cuda *g = unet_cuda_new(m, DTYPE_F32);
+    unet_cuda *g = unet_cuda_new(m, dt);
     for (int i = 0; i < n_cases; i++) {
         char key[128];
         snprintf(key, sizeof key, "%s.%s.sample", cfg, cases[i]);
@@ -50,16 +55,39 @@ static void check_config(const char *cfg, const char *dir, const char *const *ca
             if (d > err) err = d;
             if (fabs((double)want[k]) > scale) scale = fabs((double)want[k]);
         }
-        printf("# %s.%s (B=%d %dx%d T=%d): walk vs unet_forward max abs err %.2e (scale %.3g); arena %zu bytes\n",
-               cfg, cases[i], B, H, W, T, err, scale, unet_cuda_arena_bytes(m, DTYPE_F32, B, H, W, T));
+        printf("# %s.%s %s (B=%d %dx%d T=%d): walk vs unet_forward max abs err %.2e (scale %.3g, %.2e of it); "
+               "arena %zu bytes\n", cfg, cases[i], dtype_name(dt), B, H, W, T, err, scale, err / scale,
+               unet_cuda_arena_bytes(m, dt, B, H, W, T));
         char what[128];
-        snprintf(what, sizeof what, "%s.%s", cfg, cases[i]);
-        expect_close(what, got, want, n, 1e-6);
+        snprintf(what, sizeof what, "%s.%s %s", cfg, cases[i], dtype_name(dt));
+        expect_close(what, got, want, n, tol);
         free(want), free(got);
         tensor_free(x), tensor_free(t), tensor_free(e);
     }
     unet_cuda_free(g);
     unet_free(m);
+}
+
+static void check_config(const char *cfg, const char *dir, const char *const *cases, int n_cases) {
+    check_config_dt(cfg, dir, cases, n_cases, DTYPE_F32, 1e-6);
+}
+
+/* f16 and bf16 storage on the CPU, against the f32 UNet. Measured over these
+ * cases: at most 2.6e-3 (f16) and 2.9e-2 (bf16) of the scale, about 5 and 7
+ * units of each type's rounding (2^-11, 2^-8) after some 60 layers. The GPU
+ * test (test_gpu_unet.c) bounds the GPU's fp16/bf16 UNet by 2e-2 / 1e-1 of
+ * the scale; here storage rounding alone must stay within half of those
+ * (1e-2 / 5e-2), so the GPU bounds leave room for the GPU's own summation
+ * order on top; a walk that read a 2-byte buffer at the wrong offset would
+ * be off by far more. */
+static void test_half(void) {
+    const char *c1[] = {"t999", "b2", "wide"}, *c2[] = {"t500", "b2", "big"};
+    for (int k = 0; k < 2; k++) {
+        dtype_t dt = k ? DTYPE_BF16 : DTYPE_F16;
+        double tol = k ? 1e-1 / 2 : 2e-2 / 2;
+        check_config_dt("sd1", "models/tiny-sd1/unet", c1, 3, dt, tol);
+        check_config_dt("sd2", "models/tiny-sd2/unet", c2, 3, dt, tol);
+    }
 }
 
 static void test_sd1(void) {
@@ -153,6 +181,7 @@ int main(void) {
     RUN(test_sd2);
     RUN(test_deep);
     RUN(test_misc);
+    RUN(test_half);
     RUN(test_reserve);
     RUN(test_graphs);
     st_close(ref);

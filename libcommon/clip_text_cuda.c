@@ -23,80 +23,34 @@
 #include "cuda_ops.h"
 #endif
 #if defined(SYNTHCXR_CUDA) || defined(CLIP_TEXT_CUDA_EMULATE)
-#define CLIP_TEXT_CUDA_RUNS 1
+#define CUDA_WALK_RUNS 1
 #endif
+#include "cuda_walk.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the walk's context ----------------------------------------------------- */
-
-#define GALIGN ((size_t)256)           /* every arena block starts 256-byte aligned, as cudaMalloc's */
-#define PLAN_BASE ((uintptr_t)1 << 20) /* where planned addresses start (never dereferenced) */
+/* ---- the walk's context (cuda_walk.h) --------------------------------------- */
 
 typedef struct gctx {
+    gwalk w;
     const clip_text_config *cfg;
     const clip_text_model *m;  /* NULL when planning from a config alone */
-    dtype_t dt;
-    size_t esz;
-    int plan;                  /* 1: count only, run nothing */
-    uintptr_t base;            /* bump region: [base, base + cap) */
-    size_t cap, off, peak;
-    const float *wbase;        /* host address of the first uploaded weight */
-    uintptr_t wdev;            /* its device copy (0 when planning) */
 } gctx;
-
-static size_t align_up(size_t n) { return (n + GALIGN - 1) & ~(GALIGN - 1); }
-
-/* n elements of the storage type */
-static void *g_alloc(gctx *c, size_t n) {
-    size_t bytes = align_up(n * c->esz);
-    if (!c->plan)
-        CHECKF(c->off + bytes <= c->cap,
-               "clip_text_cuda: arena of %zu bytes overrun (the plan and the pass differ)", c->cap);
-    void *p = (void *)(c->base + c->off);
-    c->off += bytes;
-    if (c->off > c->peak) c->peak = c->off;
-    return p;
-}
-static size_t g_save(const gctx *c) { return c->off; }
-static void g_restore(gctx *c, size_t mark) { c->off = mark; }
 
 /* The first weight on the device: what follows the two embedding tables in
  * the model's one block (clip_text_load's layout). */
 static __attribute__((unused)) size_t emb_floats(const clip_text_config *c) { return (size_t)(c->vocab + c->max_pos) * c->hidden; }
 
-/* The device copy of a weight (NULL stays NULL; NULL while planning). */
-static __attribute__((unused)) const void *dw(const gctx *c, const float *host) {
-    if (c->plan || !host) return NULL;
-    CHECK(host >= c->wbase && host < c->m->params + c->m->n_params);
-    return (const void *)(c->wdev + (size_t)(host - c->wbase) * c->esz);
-}
-
-/* OP(c, call): the call runs in a pass, not while planning. A build without
- * CUDA only ever plans (clip_text_cuda_new dies there). */
-#ifdef CLIP_TEXT_CUDA_RUNS
-#define OP(c, call)              \
-    do {                         \
-        if (!(c)->plan) { call; } \
-    } while (0)
-#else
-#define OP(c, call) CHECK((c)->plan)
-/* the walk's buffers and weights feed only the ops compiled out here */
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wunused-variable"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#endif
-
 /* ---- the pass (clip_text_forward) ------------------------------------------------ */
 
 static void g_act(gctx *c, void *x, size_t n) {
     switch (c->cfg->act) {
-    case CLIP_ACT_QUICK_GELU: OP(c, quick_gelu_forward_cuda(x, x, n, c->dt)); break;
-    case CLIP_ACT_GELU: OP(c, gelu_forward_cuda(x, x, n, c->dt)); break;
-    case CLIP_ACT_GELU_TANH: OP(c, gelu_tanh_forward_cuda(x, x, n, c->dt)); break;
+    case CLIP_ACT_QUICK_GELU: OP(c, quick_gelu_forward_cuda(x, x, n, c->w.dt)); break;
+    case CLIP_ACT_GELU: OP(c, gelu_forward_cuda(x, x, n, c->w.dt)); break;
+    case CLIP_ACT_GELU_TANH: OP(c, gelu_tanh_forward_cuda(x, x, n, c->w.dt)); break;
     }
 }
 
@@ -108,35 +62,35 @@ static void g_encoder(gctx *c, void *x, int B, int T, int n_layers) {
     const int D = cf->hidden, I = cf->inter, H = cf->heads, hd = D / H;
     const int rows = B * T;
     const size_t n = (size_t)rows * D;
-    dtype_t dt = c->dt;
-    size_t mk = g_save(c);
-    void *h = g_alloc(c, n);                  /* [rows, D] */
-    void *q = g_alloc(c, n);                  /* [B, T, H, hd] */
-    void *k = g_alloc(c, n);                  /* [B, T, H, hd] */
-    void *v = g_alloc(c, n);                  /* [B, T, H, hd] */
-    void *f = g_alloc(c, (size_t)rows * I);   /* [rows, I] */
+    dtype_t dt = c->w.dt;
+    size_t mk = gwalk_save(&c->w);
+    void *h = gwalk_alloc(&c->w, n);                  /* [rows, D] */
+    void *q = gwalk_alloc(&c->w, n);                  /* [B, T, H, hd] */
+    void *k = gwalk_alloc(&c->w, n);                  /* [B, T, H, hd] */
+    void *v = gwalk_alloc(&c->w, n);                  /* [B, T, H, hd] */
+    void *f = gwalk_alloc(&c->w, (size_t)rows * I);   /* [rows, I] */
 
     const float scale = 1.0f / sqrtf((float)hd);
     for (int l = 0; l < n_layers; l++) {
         const clip_text_layer *L = c->m ? &c->m->layer[l] : &none;
         /* x = x + out_proj(attn(ln1(x))), causal: token i sees tokens <= i. */
-        OP(c, layernorm_forward_cuda(h, x, dw(c, L->ln1_w), dw(c, L->ln1_b), rows, D, cf->eps, dt));
-        OP(c, linear_forward_cuda(q, h, dw(c, L->q_w), dw(c, L->q_b), rows, D, D, dt));
-        OP(c, linear_forward_cuda(k, h, dw(c, L->k_w), dw(c, L->k_b), rows, D, D, dt));
-        OP(c, linear_forward_cuda(v, h, dw(c, L->v_w), dw(c, L->v_b), rows, D, D, dt));
+        OP(c, layernorm_forward_cuda(h, x, gwalk_weight(&c->w, L->ln1_w), gwalk_weight(&c->w, L->ln1_b), rows, D, cf->eps, dt));
+        OP(c, linear_forward_cuda(q, h, gwalk_weight(&c->w, L->q_w), gwalk_weight(&c->w, L->q_b), rows, D, D, dt));
+        OP(c, linear_forward_cuda(k, h, gwalk_weight(&c->w, L->k_w), gwalk_weight(&c->w, L->k_b), rows, D, D, dt));
+        OP(c, linear_forward_cuda(v, h, gwalk_weight(&c->w, L->v_w), gwalk_weight(&c->w, L->v_b), rows, D, D, dt));
         OP(c, attention_forward_cuda(q, q, k, v, B, H, T, T, hd, scale, 1, NULL, dt));
-        OP(c, linear_forward_cuda(h, q, dw(c, L->o_w), dw(c, L->o_b), rows, D, D, dt));
+        OP(c, linear_forward_cuda(h, q, gwalk_weight(&c->w, L->o_w), gwalk_weight(&c->w, L->o_b), rows, D, D, dt));
         OP(c, eltwise_add_cuda(x, x, h, n, dt));
         /* x = x + fc2(act(fc1(ln2(x)))) */
-        OP(c, layernorm_forward_cuda(h, x, dw(c, L->ln2_w), dw(c, L->ln2_b), rows, D, cf->eps, dt));
-        OP(c, linear_forward_cuda(f, h, dw(c, L->fc1_w), dw(c, L->fc1_b), rows, D, I, dt));
+        OP(c, layernorm_forward_cuda(h, x, gwalk_weight(&c->w, L->ln2_w), gwalk_weight(&c->w, L->ln2_b), rows, D, cf->eps, dt));
+        OP(c, linear_forward_cuda(f, h, gwalk_weight(&c->w, L->fc1_w), gwalk_weight(&c->w, L->fc1_b), rows, D, I, dt));
         g_act(c, f, (size_t)rows * I);
-        OP(c, linear_forward_cuda(h, f, dw(c, L->fc2_w), dw(c, L->fc2_b), rows, I, D, dt));
+        OP(c, linear_forward_cuda(h, f, gwalk_weight(&c->w, L->fc2_w), gwalk_weight(&c->w, L->fc2_b), rows, I, D, dt));
         OP(c, eltwise_add_cuda(x, x, h, n, dt));
     }
-    OP(c, layernorm_forward_cuda(x, x, dw(c, c->m ? c->m->lnf_w : NULL), dw(c, c->m ? c->m->lnf_b : NULL), rows, D,
+    OP(c, layernorm_forward_cuda(x, x, gwalk_weight(&c->w, c->m ? c->m->lnf_w : NULL), gwalk_weight(&c->w, c->m ? c->m->lnf_b : NULL), rows, D,
                                  cf->eps, dt));
-    g_restore(c, mk);
+    gwalk_restore(&c->w, mk);
 }
 
 static void check_dtype(dtype_t dt) {
@@ -156,10 +110,10 @@ static void check_size(const clip_text_config *c, int B, int T) {
 static size_t g_plan(const clip_text_config *cf, dtype_t dt, int B, int T) {
     check_dtype(dt);
     check_size(cf, B, T);
-    gctx c = {.cfg = cf, .dt = dt, .esz = dtype_size(dt), .plan = 1, .base = PLAN_BASE};
-    void *x = g_alloc(&c, (size_t)B * T * cf->hidden);
+    gctx c = {.w = gwalk_planner("clip_text_cuda", dt), .cfg = cf};
+    void *x = gwalk_alloc(&c.w, (size_t)B * T * cf->hidden);
     g_encoder(&c, x, B, T, cf->layers);
-    return c.peak;
+    return c.w.peak;
 }
 
 size_t clip_text_cuda_arena_bytes(const clip_text_config *c, dtype_t dt, int B, int T) {
@@ -192,7 +146,7 @@ int clip_text_cuda_max_batch(const clip_text_config *c, dtype_t dt, int T, size_
 
 /* ---- on the device ------------------------------------------------------------------ */
 
-#ifdef CLIP_TEXT_CUDA_RUNS
+#ifdef CUDA_WALK_RUNS
 
 struct clip_text_cuda {
     const clip_text_model *m;
@@ -200,9 +154,8 @@ struct clip_text_cuda {
     void *weights;            /* m->params after the embeddings, converted, same layout */
     void *arena;
     size_t arena_cap;
-    float *emb;               /* host: the embedded input of a pass [rows, D] */
-    void *host;               /* host: staging for conversions */
-    size_t emb_cap, host_cap;
+    gwalk_stage emb;          /* host: the embedded input of a pass [rows, D] (float) */
+    gwalk_stage stage;        /* host: staging for conversions */
 };
 
 clip_text_cuda *clip_text_cuda_new(const clip_text_model *m, dtype_t dt) {
@@ -212,14 +165,7 @@ clip_text_cuda *clip_text_cuda_new(const clip_text_model *m, dtype_t dt) {
            "clip_text_cuda: the model's block (%zu floats) is not clip_text_load's layout", m->n_params);
     clip_text_cuda *g = xcalloc(1, sizeof *g);
     g->m = m, g->dt = dt;
-    (void)cublas_handle();   /* its workspace before the arena's free-memory count */
-    size_t bytes = n * dtype_size(dt);
-    const float *src = m->params + skip;
-    void *tmp = dt == DTYPE_F32 ? (void *)src : xmalloc(bytes);
-    if (dt != DTYPE_F32) convert_from_f32(tmp, src, dt, n);
-    g->weights = cuda_malloc(bytes);
-    CUDA_CHECK(cudaMemcpy(g->weights, tmp, bytes, cudaMemcpyHostToDevice));
-    if (tmp != src) free(tmp);
+    g->weights = gwalk_upload_weights(m->params + skip, n, dt);
     return g;
 }
 
@@ -227,31 +173,16 @@ void clip_text_cuda_free(clip_text_cuda *g) {
     if (!g) return;
     cuda_free(g->arena);
     cuda_free(g->weights);
-    free(g->emb);
-    free(g->host);
+    free(g->emb.p);
+    free(g->stage.p);
     free(g);
 }
 
 dtype_t clip_text_cuda_dtype(const clip_text_cuda *g) { return g->dt; }
 
 int clip_text_cuda_reserve(clip_text_cuda *g, int B, int T, clip_text_cuda_oom *oom) {
-    size_t need = clip_text_cuda_arena_bytes(&g->m->cfg, g->dt, B, T);
-    if (need <= g->arena_cap) return 1;
-    cuda_free(g->arena);   /* waits for passes still using it */
-    g->arena = NULL, g->arena_cap = 0;
-    size_t fr = 0, total = 0;
-    CUDA_CHECK(cudaMemGetInfo(&fr, &total));
-    size_t avail = fr > CLIP_TEXT_CUDA_RESERVE ? fr - CLIP_TEXT_CUDA_RESERVE : 0;
-    void *p = NULL;
-    cudaError_t e = need <= avail ? cudaMalloc(&p, need) : cudaErrorMemoryAllocation;
-    if (e == cudaErrorMemoryAllocation) {
-        (void)cudaGetLastError();   /* clear it: the process may go on */
-        if (oom) *oom = (clip_text_cuda_oom){need, avail, fr, total};
-        return 0;
-    }
-    CUDA_CHECK(e);
-    g->arena = p, g->arena_cap = need;
-    return 1;
+    return gwalk_arena_reserve(&g->arena, &g->arena_cap, clip_text_cuda_arena_bytes(&g->m->cfg, g->dt, B, T),
+                               CLIP_TEXT_CUDA_RESERVE, oom);
 }
 
 void clip_text_cuda_forward(clip_text_cuda *g, float *out, const int32_t *ids, int batch, int seq, int clip_skip) {
@@ -278,36 +209,22 @@ void clip_text_cuda_forward(clip_text_cuda *g, float *out, const int32_t *ids, i
 
     /* Embeddings on the host: token row + position row, as the CPU adds them. */
     const size_t n = (size_t)rows * D;
-    if (n > g->emb_cap) {
-        free(g->emb);
-        g->emb = xmalloc(n * sizeof *g->emb);
-        g->emb_cap = n;
-    }
-    float *e = g->emb;
+    float *e = gwalk_stage_get(&g->emb, n * sizeof *e);
 #pragma omp parallel for
     for (int64_t r = 0; r < rows; r++) {
         const float *te = m->tok_emb + (int64_t)ids[r] * D, *pe = m->pos_emb + (r % seq) * D;
         for (int j = 0; j < D; j++) e[r * D + j] = te[j] + pe[j];
     }
-    const size_t bytes = n * dtype_size(g->dt);
-    if (g->dt != DTYPE_F32 && bytes > g->host_cap) {
-        free(g->host);
-        g->host = xmalloc(bytes);
-        g->host_cap = bytes;
-    }
-    void *stage = g->dt == DTYPE_F32 ? (void *)e : g->host;
-    if (g->dt != DTYPE_F32) convert_from_f32(stage, e, g->dt, n);
 
-    gctx c = {.cfg = cf, .m = m, .dt = g->dt, .esz = dtype_size(g->dt), .plan = 0, .base = (uintptr_t)g->arena,
-              .cap = g->arena_cap, .wbase = m->params + emb_floats(cf), .wdev = (uintptr_t)g->weights};
-    void *x = g_alloc(&c, n);
-    CUDA_CHECK(cudaMemcpy(x, stage, bytes, cudaMemcpyHostToDevice));
+    gctx c = {.w = gwalk_runner("clip_text_cuda", g->dt, g->arena, g->arena_cap, 0, g->weights,
+                                m->params + emb_floats(cf), m->params + m->n_params),
+              .cfg = cf, .m = m};
+    void *x = gwalk_alloc(&c.w, n);
+    gwalk_upload(&g->stage, x, e, n, g->dt);
     g_encoder(&c, x, batch, seq, cf->layers - clip_skip);
-    CHECKF(c.peak == peak, "clip_text_cuda: the pass used %zu bytes, the plan %zu", c.peak, peak);
+    CHECKF(c.w.peak == peak, "clip_text_cuda: the pass used %zu bytes, the plan %zu", c.w.peak, peak);
 
-    void *h = g->dt == DTYPE_F32 ? (void *)out : g->host;
-    CUDA_CHECK(cudaMemcpy(h, x, bytes, cudaMemcpyDeviceToHost));   /* waits for the pass */
-    if (g->dt != DTYPE_F32) convert_to_f32(out, h, g->dt, n);
+    gwalk_download(&g->stage, out, x, n, g->dt);   /* waits for the pass */
 }
 
 #else /* a build without CUDA: planning only */

@@ -16,6 +16,7 @@
 #define SYNTHCXR_CLIP_TEXT_CUDA_H
 
 #include "clip_text.h"
+#include "device.h"
 #include "tensor.h"
 
 #include <stddef.h>
@@ -46,7 +47,7 @@ dtype_t clip_text_cuda_dtype(const clip_text_cuda *g);
 
 /* Why a reservation failed: bytes needed, and the bytes the arena may take
  * (free device memory minus CLIP_TEXT_CUDA_RESERVE), free and total. */
-typedef struct clip_text_cuda_oom { size_t need, avail, free, total; } clip_text_cuda_oom;
+typedef cuda_oom clip_text_cuda_oom;   /* device.h */
 /* Allocates the arena for passes of up to B prompts of T tokens (a larger one
  * already there is kept). Returns 1, or 0 with *oom filled when the device has
  * too little free memory (nothing allocated, nothing printed). */

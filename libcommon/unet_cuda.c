@@ -21,67 +21,21 @@
 #include "cuda_ops.h"
 #endif
 #if defined(SYNTHCXR_CUDA) || defined(UNET_CUDA_EMULATE)
-#define UNET_CUDA_RUNS 1
+#define CUDA_WALK_RUNS 1
 #endif
+#include "cuda_walk.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the walk's context ----------------------------------------------------- */
-
-#define GALIGN ((size_t)256)           /* every arena block starts 256-byte aligned, as cudaMalloc's */
-#define PLAN_BASE ((uintptr_t)1 << 20) /* where planned addresses start (never dereferenced) */
+/* ---- the walk's context (cuda_walk.h) --------------------------------------- */
 
 typedef struct gctx {
+    gwalk w;
     const unet_model *m;
-    dtype_t dt;
-    size_t esz;
-    int plan;                  /* 1: count only, run nothing */
-    uintptr_t base;            /* bump region: [base, base + cap) */
-    size_t cap, off, peak;
-    uintptr_t ws;              /* im2col workspace: [ws, ws + ws_cap) */
-    size_t ws_cap, ws_need;    /* ws_need: the largest a conv of the walk asks for */
-    uintptr_t wdev;            /* device weights, laid out as m->params (0 when planning) */
 } gctx;
-
-static size_t align_up(size_t n) { return (n + GALIGN - 1) & ~(GALIGN - 1); }
-
-/* n elements of the storage type */
-static void *g_alloc(gctx *c, size_t n) {
-    size_t bytes = align_up(n * c->esz);
-    if (!c->plan)
-        CHECKF(c->off + bytes <= c->cap, "unet_cuda: arena of %zu bytes overrun (the plan and the pass differ)",
-               c->cap);
-    void *p = (void *)(c->base + c->off);
-    c->off += bytes;
-    if (c->off > c->peak) c->peak = c->off;
-    return p;
-}
-static size_t g_save(const gctx *c) { return c->off; }
-static void g_restore(gctx *c, size_t mark) { c->off = mark; }
-
-/* The device copy of a weight (NULL stays NULL; NULL while planning). */
-static __attribute__((unused)) const void *dw(const gctx *c, const float *host) {
-    if (c->plan || !host) return NULL;
-    return (const void *)(c->wdev + (size_t)(host - c->m->params) * c->esz);
-}
-
-/* OP(c, call): the call runs in a pass, not while planning. A build without
- * CUDA only ever plans (unet_cuda_new dies there). */
-#ifdef UNET_CUDA_RUNS
-#define OP(c, call)              \
-    do {                         \
-        if (!(c)->plan) { call; } \
-    } while (0)
-#else
-#define OP(c, call) CHECK((c)->plan)
-/* the walk's buffers and weights feed only the ops compiled out here */
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wunused-variable"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#endif
 
 /* ---- convolutions (unet_conv, unet_downsample_forward, unet_upsample_forward) -- */
 
@@ -91,19 +45,19 @@ static void g_conv(gctx *c, void *out, const void *inp, const float *w, const fl
                      .stride_h = stride, .stride_w = stride, .pad_h = (k - 1) / 2, .pad_w = (k - 1) / 2};
     /* conv2d_cuda_workspace_bytes: one image's im2col, none for a 1x1 stride-1 conv */
     size_t ws = k == 1 && stride == 1 ? 0
-                                      : (size_t)cin * k * k * conv2d_out_h(&d) * conv2d_out_w(&d) * c->esz;
-    if (ws > c->ws_need) c->ws_need = ws;
-    OP(c, CHECK(ws == conv2d_cuda_workspace_bytes(&d, c->dt) && ws <= c->ws_cap));
-    OP(c, conv2d_forward_cuda(out, inp, dw(c, w), dw(c, b), &d, ws ? (void *)c->ws : NULL, c->ws_cap, c->dt));
+                                      : (size_t)cin * k * k * conv2d_out_h(&d) * conv2d_out_w(&d) * c->w.esz;
+    if (ws > c->w.ws_need) c->w.ws_need = ws;
+    OP(c, CHECK(ws == conv2d_cuda_workspace_bytes(&d, c->w.dt) && ws <= c->w.ws_cap));
+    OP(c, conv2d_forward_cuda(out, inp, gwalk_weight(&c->w, w), gwalk_weight(&c->w, b), &d, ws ? (void *)c->w.ws : NULL, c->w.ws_cap, c->w.dt));
 }
 
 static void g_upsample(gctx *c, void *out, const void *inp, const float *w, const float *b, int B, int ch, int H,
                        int W) {
-    size_t mk = g_save(c);
-    void *up = g_alloc(c, (size_t)B * ch * 4 * H * W);   /* [B, ch, 2H, 2W] */
-    OP(c, upsample_nearest2x_forward_cuda(up, inp, B, ch, H, W, c->dt));
+    size_t mk = gwalk_save(&c->w);
+    void *up = gwalk_alloc(&c->w, (size_t)B * ch * 4 * H * W);   /* [B, ch, 2H, 2W] */
+    OP(c, upsample_nearest2x_forward_cuda(up, inp, B, ch, H, W, c->w.dt));
     g_conv(c, out, up, w, b, B, ch, ch, 2 * H, 2 * W, 3, 1);
-    g_restore(c, mk);
+    gwalk_restore(&c->w, mk);
 }
 
 /* ---- ResnetBlock2D (resnet_block_forward) -------------------------------------- */
@@ -111,17 +65,17 @@ static void g_upsample(gctx *c, void *out, const void *inp, const float *w, cons
 static void g_resnet(gctx *c, void *out, const void *inp, const void *temb_act, const resnet_block *rb, int B,
                      int H, int W) {
     int hw = H * W, ci = rb->cin, co = rb->cout;
-    dtype_t dt = c->dt;
-    size_t mk = g_save(c);
-    void *t1 = g_alloc(c, (size_t)B * (ci > co ? ci : co) * hw);   /* normed input, then normed h */
-    void *h = g_alloc(c, (size_t)B * co * hw);                     /* [B, co, H, W] */
-    void *tp = g_alloc(c, (size_t)B * co);                         /* [B, co] */
-    OP(c, groupnorm_silu_forward_cuda(t1, inp, dw(c, rb->norm1_w), dw(c, rb->norm1_b), B, ci, hw, rb->groups,
+    dtype_t dt = c->w.dt;
+    size_t mk = gwalk_save(&c->w);
+    void *t1 = gwalk_alloc(&c->w, (size_t)B * (ci > co ? ci : co) * hw);   /* normed input, then normed h */
+    void *h = gwalk_alloc(&c->w, (size_t)B * co * hw);                     /* [B, co, H, W] */
+    void *tp = gwalk_alloc(&c->w, (size_t)B * co);                         /* [B, co] */
+    OP(c, groupnorm_silu_forward_cuda(t1, inp, gwalk_weight(&c->w, rb->norm1_w), gwalk_weight(&c->w, rb->norm1_b), B, ci, hw, rb->groups,
                                       rb->eps, dt));
     g_conv(c, h, t1, rb->conv1_w, rb->conv1_b, B, ci, co, H, W, 3, 1);
-    OP(c, linear_forward_cuda(tp, temb_act, dw(c, rb->temb_w), dw(c, rb->temb_b), B, rb->temb_dim, co, dt));
+    OP(c, linear_forward_cuda(tp, temb_act, gwalk_weight(&c->w, rb->temb_w), gwalk_weight(&c->w, rb->temb_b), B, rb->temb_dim, co, dt));
     OP(c, eltwise_add_batch_channels_cuda(h, tp, B, co, hw, dt));
-    OP(c, groupnorm_silu_forward_cuda(t1, h, dw(c, rb->norm2_w), dw(c, rb->norm2_b), B, co, hw, rb->groups,
+    OP(c, groupnorm_silu_forward_cuda(t1, h, gwalk_weight(&c->w, rb->norm2_w), gwalk_weight(&c->w, rb->norm2_b), B, co, hw, rb->groups,
                                       rb->eps, dt));
     g_conv(c, out, t1, rb->conv2_w, rb->conv2_b, B, co, co, H, W, 3, 1);
     size_t n = (size_t)B * co * hw;
@@ -132,7 +86,7 @@ static void g_resnet(gctx *c, void *out, const void *inp, const void *temb_act, 
         OP(c, eltwise_add_cuda(out, out, inp, n, dt));
     }
     if (rb->out_scale != 1.0f) OP(c, eltwise_scale_cuda(out, out, 1.0f / rb->out_scale, n, dt));
-    g_restore(c, mk);
+    gwalk_restore(&c->w, mk);
 }
 
 /* ---- Transformer2DModel (basic_block_forward, transformer2d_forward) ----------- */
@@ -141,56 +95,56 @@ static void g_basic_block(gctx *c, void *x, const void *enc, const transformer2d
                           int B, int N, int T) {
     int d = tr->inner, rows = B * N, rows_ctx = B * T;
     float scale = 1.0f / sqrtf((float)tr->head_dim);
-    dtype_t dt = c->dt;
+    dtype_t dt = c->w.dt;
     size_t n = (size_t)rows * d;
-    size_t mk = g_save(c);
-    void *nx = g_alloc(c, n);                                           /* [B, N, d] */
-    void *q = g_alloc(c, n);                                            /* [B, N, heads, hd] */
-    void *k = g_alloc(c, (size_t)(N > T ? rows : rows_ctx) * d);        /* [B, N or T, heads, hd] */
-    void *v = g_alloc(c, (size_t)(N > T ? rows : rows_ctx) * d);
-    void *ff = g_alloc(c, (size_t)rows * 2 * tr->ff);                   /* [B, N, 2 ff] */
+    size_t mk = gwalk_save(&c->w);
+    void *nx = gwalk_alloc(&c->w, n);                                           /* [B, N, d] */
+    void *q = gwalk_alloc(&c->w, n);                                            /* [B, N, heads, hd] */
+    void *k = gwalk_alloc(&c->w, (size_t)(N > T ? rows : rows_ctx) * d);        /* [B, N or T, heads, hd] */
+    void *v = gwalk_alloc(&c->w, (size_t)(N > T ? rows : rows_ctx) * d);
+    void *ff = gwalk_alloc(&c->w, (size_t)rows * 2 * tr->ff);                   /* [B, N, 2 ff] */
 
     /* self-attention */
-    OP(c, layernorm_forward_cuda(nx, x, dw(c, bb->norm1_w), dw(c, bb->norm1_b), rows, d, 1e-5f, dt));
-    OP(c, linear_forward_cuda(q, nx, dw(c, bb->q1), NULL, rows, d, d, dt));
-    OP(c, linear_forward_cuda(k, nx, dw(c, bb->k1), NULL, rows, d, d, dt));
-    OP(c, linear_forward_cuda(v, nx, dw(c, bb->v1), NULL, rows, d, d, dt));
+    OP(c, layernorm_forward_cuda(nx, x, gwalk_weight(&c->w, bb->norm1_w), gwalk_weight(&c->w, bb->norm1_b), rows, d, 1e-5f, dt));
+    OP(c, linear_forward_cuda(q, nx, gwalk_weight(&c->w, bb->q1), NULL, rows, d, d, dt));
+    OP(c, linear_forward_cuda(k, nx, gwalk_weight(&c->w, bb->k1), NULL, rows, d, d, dt));
+    OP(c, linear_forward_cuda(v, nx, gwalk_weight(&c->w, bb->v1), NULL, rows, d, d, dt));
     OP(c, attention_forward_cuda(q, q, k, v, B, tr->heads, N, N, tr->head_dim, scale, 0, NULL, dt));
-    OP(c, linear_forward_cuda(nx, q, dw(c, bb->o1_w), dw(c, bb->o1_b), rows, d, d, dt));
+    OP(c, linear_forward_cuda(nx, q, gwalk_weight(&c->w, bb->o1_w), gwalk_weight(&c->w, bb->o1_b), rows, d, d, dt));
     OP(c, eltwise_add_cuda(x, x, nx, n, dt));
 
     /* cross-attention on the text states */
-    OP(c, layernorm_forward_cuda(nx, x, dw(c, bb->norm2_w), dw(c, bb->norm2_b), rows, d, 1e-5f, dt));
-    OP(c, linear_forward_cuda(q, nx, dw(c, bb->q2), NULL, rows, d, d, dt));
-    OP(c, linear_forward_cuda(k, enc, dw(c, bb->k2), NULL, rows_ctx, tr->ctx_dim, d, dt));
-    OP(c, linear_forward_cuda(v, enc, dw(c, bb->v2), NULL, rows_ctx, tr->ctx_dim, d, dt));
+    OP(c, layernorm_forward_cuda(nx, x, gwalk_weight(&c->w, bb->norm2_w), gwalk_weight(&c->w, bb->norm2_b), rows, d, 1e-5f, dt));
+    OP(c, linear_forward_cuda(q, nx, gwalk_weight(&c->w, bb->q2), NULL, rows, d, d, dt));
+    OP(c, linear_forward_cuda(k, enc, gwalk_weight(&c->w, bb->k2), NULL, rows_ctx, tr->ctx_dim, d, dt));
+    OP(c, linear_forward_cuda(v, enc, gwalk_weight(&c->w, bb->v2), NULL, rows_ctx, tr->ctx_dim, d, dt));
     OP(c, attention_forward_cuda(q, q, k, v, B, tr->heads, N, T, tr->head_dim, scale, 0, NULL, dt));
-    OP(c, linear_forward_cuda(nx, q, dw(c, bb->o2_w), dw(c, bb->o2_b), rows, d, d, dt));
+    OP(c, linear_forward_cuda(nx, q, gwalk_weight(&c->w, bb->o2_w), gwalk_weight(&c->w, bb->o2_b), rows, d, d, dt));
     OP(c, eltwise_add_cuda(x, x, nx, n, dt));
 
     /* GEGLU feed-forward */
-    OP(c, layernorm_forward_cuda(nx, x, dw(c, bb->norm3_w), dw(c, bb->norm3_b), rows, d, 1e-5f, dt));
-    OP(c, linear_forward_cuda(ff, nx, dw(c, bb->ff1_w), dw(c, bb->ff1_b), rows, d, 2 * tr->ff, dt));
-    void *g = g_alloc(c, (size_t)rows * tr->ff);                        /* [B, N, ff] */
+    OP(c, layernorm_forward_cuda(nx, x, gwalk_weight(&c->w, bb->norm3_w), gwalk_weight(&c->w, bb->norm3_b), rows, d, 1e-5f, dt));
+    OP(c, linear_forward_cuda(ff, nx, gwalk_weight(&c->w, bb->ff1_w), gwalk_weight(&c->w, bb->ff1_b), rows, d, 2 * tr->ff, dt));
+    void *g = gwalk_alloc(&c->w, (size_t)rows * tr->ff);                        /* [B, N, ff] */
     OP(c, geglu_forward_cuda(g, ff, rows, tr->ff, dt));
-    OP(c, linear_forward_cuda(nx, g, dw(c, bb->ff2_w), dw(c, bb->ff2_b), rows, tr->ff, d, dt));
+    OP(c, linear_forward_cuda(nx, g, gwalk_weight(&c->w, bb->ff2_w), gwalk_weight(&c->w, bb->ff2_b), rows, tr->ff, d, dt));
     OP(c, eltwise_add_cuda(x, x, nx, n, dt));
-    g_restore(c, mk);
+    gwalk_restore(&c->w, mk);
 }
 
 static void g_transformer(gctx *c, void *x, const void *enc, const transformer2d *tr, int B, int H, int W,
                           int T) {
     int ch = tr->ch, d = tr->inner, hw = H * W;
-    dtype_t dt = c->dt;
-    size_t mk = g_save(c);
-    void *t1 = g_alloc(c, (size_t)B * (ch > d ? ch : d) * hw);
-    void *hs = g_alloc(c, (size_t)B * (ch > d ? ch : d) * hw);   /* [B, HW, inner] */
-    OP(c, groupnorm_forward_cuda(t1, x, dw(c, tr->norm_w), dw(c, tr->norm_b), B, ch, hw, tr->groups, 1e-6f, dt));
+    dtype_t dt = c->w.dt;
+    size_t mk = gwalk_save(&c->w);
+    void *t1 = gwalk_alloc(&c->w, (size_t)B * (ch > d ? ch : d) * hw);
+    void *hs = gwalk_alloc(&c->w, (size_t)B * (ch > d ? ch : d) * hw);   /* [B, HW, inner] */
+    OP(c, groupnorm_forward_cuda(t1, x, gwalk_weight(&c->w, tr->norm_w), gwalk_weight(&c->w, tr->norm_b), B, ch, hw, tr->groups, 1e-6f, dt));
     if (tr->linear_proj) {
         /* [B, ch, HW] -> [B, HW, ch], then Linear */
-        void *tt = g_alloc(c, (size_t)B * ch * hw);
+        void *tt = gwalk_alloc(&c->w, (size_t)B * ch * hw);
         OP(c, eltwise_transpose_cuda(tt, t1, B, ch, hw, dt));
-        OP(c, linear_forward_cuda(hs, tt, dw(c, tr->pin_w), dw(c, tr->pin_b), B * hw, ch, d, dt));
+        OP(c, linear_forward_cuda(hs, tt, gwalk_weight(&c->w, tr->pin_w), gwalk_weight(&c->w, tr->pin_b), B * hw, ch, d, dt));
     } else {
         /* 1x1 conv in [B, inner, HW], then to [B, HW, inner] */
         g_conv(c, hs, t1, tr->pin_w, tr->pin_b, B, ch, d, H, W, 1, 1);
@@ -200,7 +154,7 @@ static void g_transformer(gctx *c, void *x, const void *enc, const transformer2d
     }
     for (int l = 0; l < tr->n_layers; l++) g_basic_block(c, hs, enc, tr, &tr->blocks[l], B, hw, T);
     if (tr->linear_proj) {
-        OP(c, linear_forward_cuda(t1, hs, dw(c, tr->pout_w), dw(c, tr->pout_b), B * hw, d, ch, dt)); /* [B, HW, ch] */
+        OP(c, linear_forward_cuda(t1, hs, gwalk_weight(&c->w, tr->pout_w), gwalk_weight(&c->w, tr->pout_b), B * hw, d, ch, dt)); /* [B, HW, ch] */
         OP(c, eltwise_transpose_cuda(hs, t1, B, hw, ch, dt));                                       /* [B, ch, HW] */
         OP(c, eltwise_add_cuda(x, x, hs, (size_t)B * ch * hw, dt));
     } else {
@@ -208,7 +162,7 @@ static void g_transformer(gctx *c, void *x, const void *enc, const transformer2d
         g_conv(c, hs, t1, tr->pout_w, tr->pout_b, B, d, ch, H, W, 1, 1);
         OP(c, eltwise_add_cuda(x, x, hs, (size_t)B * ch * hw, dt));
     }
-    g_restore(c, mk);
+    gwalk_restore(&c->w, mk);
 }
 
 /* ---- the pass (unet_forward) ------------------------------------------------------ */
@@ -222,27 +176,27 @@ static void g_unet(gctx *c, void *out, const void *x0, const void *tproj, const 
     const unet_model *m = c->m;
     const unet_info *in = &m->info;
     int L = m->levels;
-    dtype_t dt = c->dt;
+    dtype_t dt = c->w.dt;
 
     /* time embedding: linear_2(silu(linear_1(sinusoids))); every ResNet takes its SiLU */
-    void *th = g_alloc(c, (size_t)B * m->tdim);
-    void *temb = g_alloc(c, (size_t)B * m->tdim);
-    OP(c, linear_forward_cuda(th, tproj, dw(c, m->t1_w), dw(c, m->t1_b), B, m->c0, m->tdim, dt));
+    void *th = gwalk_alloc(&c->w, (size_t)B * m->tdim);
+    void *temb = gwalk_alloc(&c->w, (size_t)B * m->tdim);
+    OP(c, linear_forward_cuda(th, tproj, gwalk_weight(&c->w, m->t1_w), gwalk_weight(&c->w, m->t1_b), B, m->c0, m->tdim, dt));
     OP(c, silu_forward_cuda(th, th, (size_t)B * m->tdim, dt));
-    OP(c, linear_forward_cuda(temb, th, dw(c, m->t2_w), dw(c, m->t2_b), B, m->tdim, m->tdim, dt));
+    OP(c, linear_forward_cuda(temb, th, gwalk_weight(&c->w, m->t2_w), gwalk_weight(&c->w, m->t2_b), B, m->tdim, m->tdim, dt));
     OP(c, silu_forward_cuda(temb, temb, (size_t)B * m->tdim, dt));
 
     /* the ping-pong buffers, sized as the CPU's */
     size_t max_act = unet_pingpong_elems(m, B, H, W);
-    void *X = g_alloc(c, max_act), *Y = g_alloc(c, max_act), *sw;
+    void *X = gwalk_alloc(&c->w, max_act), *Y = gwalk_alloc(&c->w, max_act), *sw;
 #define SWAP() (sw = X, X = Y, Y = sw)
     skip skips[UNET_MAX_LEVELS * 64];
     int n_skips = 0;
 #define PUSH(nch, nhw)                                                                                 \
     do {                                                                                             \
         CHECK(n_skips < (int)(sizeof skips / sizeof *skips));                                        \
-        skips[n_skips].p = g_alloc(c, (size_t)B * (nch) * (nhw));                                      \
-        OP(c, CUDA_CHECK(cudaMemcpyAsync(skips[n_skips].p, X, (size_t)B * (nch) * (nhw) * c->esz,        \
+        skips[n_skips].p = gwalk_alloc(&c->w, (size_t)B * (nch) * (nhw));                                      \
+        OP(c, CUDA_CHECK(cudaMemcpyAsync(skips[n_skips].p, X, (size_t)B * (nch) * (nhw) * c->w.esz,        \
                                          cudaMemcpyDeviceToDevice, 0)));                              \
         skips[n_skips++].ch = (nch);                                                                  \
     } while (0)
@@ -293,7 +247,7 @@ static void g_unet(gctx *c, void *out, const void *x0, const void *tproj, const 
     }
     CHECK(n_skips == 0 && h == H && w == W && ch == m->c0);
 
-    OP(c, groupnorm_silu_forward_cuda(Y, X, dw(c, m->nout_w), dw(c, m->nout_b), B, ch, h * w, m->groups, m->eps,
+    OP(c, groupnorm_silu_forward_cuda(Y, X, gwalk_weight(&c->w, m->nout_w), gwalk_weight(&c->w, m->nout_b), B, ch, h * w, m->groups, m->eps,
                                       dt));
     g_conv(c, out, Y, m->cout_w, m->cout_b, B, ch, in->out_channels, H, W, m->conv_out_k, 1);
 #undef SWAP
@@ -306,10 +260,10 @@ typedef struct g_io { void *x0, *tproj, *enc, *out; } g_io;
 static g_io g_io_alloc(gctx *c, int B, int H, int W, int T) {
     const unet_model *m = c->m;
     g_io io;
-    io.x0 = g_alloc(c, (size_t)B * m->info.in_channels * H * W);
-    io.tproj = g_alloc(c, (size_t)B * m->c0);
-    io.enc = g_alloc(c, (size_t)B * T * m->info.cross_attention_dim);
-    io.out = g_alloc(c, (size_t)B * m->info.out_channels * H * W);
+    io.x0 = gwalk_alloc(&c->w, (size_t)B * m->info.in_channels * H * W);
+    io.tproj = gwalk_alloc(&c->w, (size_t)B * m->c0);
+    io.enc = gwalk_alloc(&c->w, (size_t)B * T * m->info.cross_attention_dim);
+    io.out = gwalk_alloc(&c->w, (size_t)B * m->info.out_channels * H * W);
     return io;
 }
 
@@ -339,11 +293,11 @@ static void check_dtype(dtype_t dt) {
 static void g_plan(const unet_model *m, dtype_t dt, int B, int H, int W, int T, size_t *peak, size_t *ws) {
     check_dtype(dt);
     check_size(m, B, H, W, T);
-    gctx c = {.m = m, .dt = dt, .esz = dtype_size(dt), .plan = 1, .base = PLAN_BASE, .ws = PLAN_BASE};
+    gctx c = {.w = gwalk_planner("unet_cuda", dt), .m = m};
     g_io io = g_io_alloc(&c, B, H, W, T);
     g_unet(&c, io.out, io.x0, io.tproj, io.enc, B, H, W, T);
-    *peak = c.peak;
-    *ws = align_up(c.ws_need);
+    *peak = c.w.peak;
+    *ws = gwalk_align(c.w.ws_need);
 }
 
 size_t unet_cuda_arena_bytes(const unet_model *m, dtype_t dt, int B, int H, int W, int T) {
@@ -374,7 +328,7 @@ int unet_cuda_max_batch(const unet_model *m, dtype_t dt, int per_record, int H, 
 
 /* ---- on the device ------------------------------------------------------------------ */
 
-#ifdef UNET_CUDA_RUNS
+#ifdef CUDA_WALK_RUNS
 
 struct unet_cuda {
     const unet_model *m;
@@ -382,8 +336,7 @@ struct unet_cuda {
     void *weights;            /* m->params converted, same layout */
     void *arena;
     size_t arena_cap;
-    void *host;               /* staging for conversions */
-    size_t host_cap;
+    gwalk_stage stage;        /* host staging for conversions */
     /* CUDA graphs (unet_cuda.h): the captured pass, valid while its size, the
      * arena and cuda_free_count() are those it was captured with */
     int graphs, have_graph, gB, gH, gW, gT;
@@ -469,13 +422,7 @@ unet_cuda *unet_cuda_new(const unet_model *m, dtype_t dt) {
     if (env && *env && strcmp(env, "0") && strcmp(env, "1"))
         die("SYNTHCXR_CUDA_GRAPHS=%s: 1 (CUDA graphs on) or 0 (off, the default)", env);
     g->graphs = env && !strcmp(env, "1");
-    (void)cublas_handle();   /* its workspace before the arena's free-memory count */
-    size_t bytes = unet_cuda_weight_bytes(m, dt);
-    void *tmp = dt == DTYPE_F32 ? (void *)m->params : xmalloc(bytes);
-    if (dt != DTYPE_F32) convert_from_f32(tmp, m->params, dt, m->params_floats);
-    g->weights = cuda_malloc(bytes);
-    CUDA_CHECK(cudaMemcpy(g->weights, tmp, bytes, cudaMemcpyHostToDevice));
-    if (tmp != m->params) free(tmp);
+    g->weights = gwalk_upload_weights(m->params, m->params_floats, dt);
     return g;
 }
 
@@ -484,51 +431,15 @@ void unet_cuda_free(unet_cuda *g) {
     graph_drop(g);
     cuda_free(g->arena);
     cuda_free(g->weights);
-    free(g->host);
+    free(g->stage.p);
     free(g);
 }
 
 dtype_t unet_cuda_dtype(const unet_cuda *g) { return g->dt; }
 
 int unet_cuda_reserve(unet_cuda *g, int B, int H, int W, int T, unet_cuda_oom *oom) {
-    size_t need = unet_cuda_arena_bytes(g->m, g->dt, B, H, W, T);
-    if (need <= g->arena_cap) return 1;
-    cuda_free(g->arena);   /* waits for passes still using it */
-    g->arena = NULL, g->arena_cap = 0;
-    size_t fr = 0, total = 0;
-    CUDA_CHECK(cudaMemGetInfo(&fr, &total));
-    size_t avail = fr > UNET_CUDA_RESERVE ? fr - UNET_CUDA_RESERVE : 0;
-    void *p = NULL;
-    cudaError_t e = need <= avail ? cudaMalloc(&p, need) : cudaErrorMemoryAllocation;
-    if (e == cudaErrorMemoryAllocation) {
-        (void)cudaGetLastError();   /* clear it: the process may go on */
-        if (oom) *oom = (unet_cuda_oom){need, avail, fr, total};
-        return 0;
-    }
-    CUDA_CHECK(e);
-    g->arena = p, g->arena_cap = need;
-    return 1;
-}
-
-static void *host_buf(unet_cuda *g, size_t bytes) {
-    if (bytes > g->host_cap) {
-        free(g->host);
-        g->host = xmalloc(bytes);
-        g->host_cap = bytes;
-    }
-    return g->host;
-}
-
-/* dst (device, storage type) = src [n] (host float) */
-static void upload(unet_cuda *g, void *dst, const float *src, size_t n) {
-    size_t bytes = n * dtype_size(g->dt);
-    const void *s = src;
-    if (g->dt != DTYPE_F32) {
-        void *h = host_buf(g, bytes);
-        convert_from_f32(h, src, g->dt, n);
-        s = h;
-    }
-    CUDA_CHECK(cudaMemcpy(dst, s, bytes, cudaMemcpyHostToDevice));
+    return gwalk_arena_reserve(&g->arena, &g->arena_cap, unet_cuda_arena_bytes(g->m, g->dt, B, H, W, T),
+                               UNET_CUDA_RESERVE, oom);
 }
 
 void unet_cuda_forward(unet_cuda *g, float *out, const float *sample, const float *timesteps, const float *enc,
@@ -542,8 +453,9 @@ void unet_cuda_forward(unet_cuda *g, float *out, const float *sample, const floa
             "GiB of the GPU's %.2f GiB are free",
             B, H, W, dtype_name(g->dt), oom.need / 1073741824.0, oom.free / 1073741824.0,
             oom.total / 1073741824.0);
-    gctx c = {.m = m, .dt = g->dt, .esz = dtype_size(g->dt), .plan = 0, .ws = (uintptr_t)g->arena, .ws_cap = ws,
-              .base = (uintptr_t)g->arena + ws, .cap = g->arena_cap - ws, .wdev = (uintptr_t)g->weights};
+    gctx c = {.w = gwalk_runner("unet_cuda", g->dt, g->arena, g->arena_cap, ws, g->weights, m->params,
+                                m->params + m->params_floats),
+              .m = m};
     g_io io = g_io_alloc(&c, B, H, W, T);
 
     /* inputs: center_input_sample and the sinusoids on the host, as unet_forward computes them */
@@ -554,10 +466,10 @@ void unet_cuda_forward(unet_cuda *g, float *out, const float *sample, const floa
         for (size_t i = 0; i < nin; i++) tmp[i] = sample[i] * 2.0f - 1.0f;
         x0 = tmp;
     }
-    upload(g, io.x0, x0, nin);
+    gwalk_upload(&g->stage, io.x0, x0, nin, g->dt);
     unet_timestep_embedding(tmp, timesteps, B, m->c0, m->flip_sin_to_cos, m->freq_shift);
-    upload(g, io.tproj, tmp, (size_t)B * m->c0);
-    upload(g, io.enc, enc, (size_t)B * T * m->info.cross_attention_dim);
+    gwalk_upload(&g->stage, io.tproj, tmp, (size_t)B * m->c0, g->dt);
+    gwalk_upload(&g->stage, io.enc, enc, (size_t)B * T * m->info.cross_attention_dim, g->dt);
     free(tmp);
 
     if (g->graphs && graph_valid(g, B, H, W, T)) {
@@ -566,14 +478,11 @@ void unet_cuda_forward(unet_cuda *g, float *out, const float *sample, const floa
         gctx fresh = c;
         graph_drop(g);
         g_unet(&c, io.out, io.x0, io.tproj, io.enc, B, H, W, T);
-        CHECKF(c.peak == peak, "unet_cuda: the pass used %zu bytes, the plan %zu", c.peak, peak);
+        CHECKF(c.w.peak == peak, "unet_cuda: the pass used %zu bytes, the plan %zu", c.w.peak, peak);
         if (g->graphs) graph_capture(g, &fresh, io, B, H, W, T);   /* this pass was its warm-up */
     }
 
-    size_t bytes = nout * dtype_size(g->dt);
-    void *h = g->dt == DTYPE_F32 ? (void *)out : host_buf(g, bytes);
-    CUDA_CHECK(cudaMemcpy(h, io.out, bytes, cudaMemcpyDeviceToHost));   /* waits for the pass */
-    if (g->dt != DTYPE_F32) convert_to_f32(out, h, g->dt, nout);
+    gwalk_download(&g->stage, out, io.out, nout, g->dt);   /* waits for the pass */
 }
 
 #else /* a build without CUDA: planning only */

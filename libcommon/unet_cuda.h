@@ -13,6 +13,7 @@
 #ifndef SYNTHCXR_UNET_CUDA_H
 #define SYNTHCXR_UNET_CUDA_H
 
+#include "device.h"
 #include "tensor.h"
 #include "unet.h"
 
@@ -44,7 +45,7 @@ dtype_t unet_cuda_dtype(const unet_cuda *g);
 
 /* Why a reservation failed: bytes needed, and the bytes the arena may take
  * (free device memory minus UNET_CUDA_RESERVE), free and total on the device. */
-typedef struct unet_cuda_oom { size_t need, avail, free, total; } unet_cuda_oom;
+typedef cuda_oom unet_cuda_oom;   /* device.h */
 /* Allocates the arena for passes of up to B samples at H x W with T tokens
  * (a larger one already there is kept). Returns 1, or 0 with *oom filled when
  * the device has too little free memory (nothing allocated, nothing printed). */

@@ -22,18 +22,21 @@
 #include "cuda_ops.h"
 #endif
 #if defined(SYNTHCXR_CUDA) || defined(VAE_CUDA_EMULATE)
-#define VAE_CUDA_RUNS 1
+#define CUDA_WALK_RUNS 1
 #endif
+#include "cuda_walk.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the walk's context ----------------------------------------------------- */
+/* ---- the walk's context (cuda_walk.h) --------------------------------------- */
 
-#define GALIGN ((size_t)256)           /* every arena block starts 256-byte aligned, as cudaMalloc's */
-#define PLAN_BASE ((uintptr_t)1 << 20) /* where planned addresses start (never dereferenced) */
+typedef struct gctx {
+    gwalk w;
+    const vae_decoder *v;
+} gctx;
 
 static size_t ws_max = VAE_CUDA_WS_MAX;
 
@@ -42,55 +45,6 @@ size_t vae_cuda_set_workspace_max(size_t bytes) {
     ws_max = bytes;
     return old;
 }
-
-typedef struct gctx {
-    const vae_decoder *v;
-    dtype_t dt;
-    size_t esz;
-    int plan;                  /* 1: count only, run nothing */
-    uintptr_t base;            /* bump region: [base, base + cap) */
-    size_t cap, off, peak;
-    uintptr_t ws;              /* im2col workspace: [ws, ws + ws_cap) */
-    size_t ws_cap, ws_need;    /* ws_need: the largest a conv of the walk asks for */
-    uintptr_t wdev;            /* device weights, laid out as v->params (0 when planning) */
-} gctx;
-
-static size_t align_up(size_t n) { return (n + GALIGN - 1) & ~(GALIGN - 1); }
-
-/* n elements of the storage type */
-static void *g_alloc(gctx *c, size_t n) {
-    size_t bytes = align_up(n * c->esz);
-    if (!c->plan)
-        CHECKF(c->off + bytes <= c->cap, "vae_cuda: arena of %zu bytes overrun (the plan and the pass differ)",
-               c->cap);
-    void *p = (void *)(c->base + c->off);
-    c->off += bytes;
-    if (c->off > c->peak) c->peak = c->off;
-    return p;
-}
-static size_t g_save(const gctx *c) { return c->off; }
-static void g_restore(gctx *c, size_t mark) { c->off = mark; }
-
-/* The device copy of a weight (NULL stays NULL; NULL while planning). */
-static __attribute__((unused)) const void *dw(const gctx *c, const float *host) {
-    if (c->plan || !host) return NULL;
-    return (const void *)(c->wdev + (size_t)(host - c->v->params) * c->esz);
-}
-
-/* OP(c, call): the call runs in a pass, not while planning. A build without
- * CUDA only ever plans (vae_cuda_new dies there). */
-#ifdef VAE_CUDA_RUNS
-#define OP(c, call)              \
-    do {                         \
-        if (!(c)->plan) { call; } \
-    } while (0)
-#else
-#define OP(c, call) CHECK((c)->plan)
-/* the walk's buffers and weights feed only the ops compiled out here */
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wunused-variable"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#endif
 
 /* ---- the layers (vae.c's conv, resnet_forward, attn_forward) ------------------- */
 
@@ -101,26 +55,26 @@ static void g_conv(gctx *c, void *out, const void *inp, const float *w, const fl
                      .stride_h = 1, .stride_w = 1, .pad_h = k / 2, .pad_w = k / 2};
     /* conv2d_cuda_workspace_bytes (one image's im2col; none for 1x1), capped,
      * but never under one output pixel's column */
-    size_t full = k == 1 ? 0 : (size_t)cin * k * k * h * wd * c->esz, ws = full;
+    size_t full = k == 1 ? 0 : (size_t)cin * k * k * h * wd * c->w.esz, ws = full;
     if (full) {
-        size_t col = (size_t)cin * k * k * c->esz;
+        size_t col = (size_t)cin * k * k * c->w.esz;
         if (ws > ws_max) ws = ws_max;
         if (ws < col) ws = col;
     }
-    if (ws > c->ws_need) c->ws_need = ws;
-    OP(c, CHECK(full == conv2d_cuda_workspace_bytes(&d, c->dt) && ws <= c->ws_cap));
-    OP(c, conv2d_forward_cuda(out, inp, dw(c, w), dw(c, b), &d, ws ? (void *)c->ws : NULL, c->ws_cap, c->dt));
+    if (ws > c->w.ws_need) c->w.ws_need = ws;
+    OP(c, CHECK(full == conv2d_cuda_workspace_bytes(&d, c->w.dt) && ws <= c->w.ws_cap));
+    OP(c, conv2d_forward_cuda(out, inp, gwalk_weight(&c->w, w), gwalk_weight(&c->w, b), &d, ws ? (void *)c->w.ws : NULL, c->w.ws_cap, c->w.dt));
 }
 
 /* x [B, cin, h, w] -> x [B, cout, h, w] in place; a, b scratch of the same
  * capacity (resnet_forward). */
 static void g_resnet(gctx *c, void *x, void *a, void *b, const vae_resnet *r, int B, int h, int w) {
     int hw = h * w, g = c->v->cfg.groups;
-    dtype_t dt = c->dt;
+    dtype_t dt = c->w.dt;
     size_t nout = (size_t)B * r->cout * hw;
-    OP(c, groupnorm_silu_forward_cuda(a, x, dw(c, r->norm1_w), dw(c, r->norm1_b), B, r->cin, hw, g, VAE_EPS, dt));
+    OP(c, groupnorm_silu_forward_cuda(a, x, gwalk_weight(&c->w, r->norm1_w), gwalk_weight(&c->w, r->norm1_b), B, r->cin, hw, g, VAE_EPS, dt));
     g_conv(c, b, a, r->conv1_w, r->conv1_b, B, r->cin, r->cout, h, w, 3);
-    OP(c, groupnorm_silu_forward_cuda(b, b, dw(c, r->norm2_w), dw(c, r->norm2_b), B, r->cout, hw, g, VAE_EPS, dt));
+    OP(c, groupnorm_silu_forward_cuda(b, b, gwalk_weight(&c->w, r->norm2_w), gwalk_weight(&c->w, r->norm2_b), B, r->cout, hw, g, VAE_EPS, dt));
     g_conv(c, a, b, r->conv2_w, r->conv2_b, B, r->cout, r->cout, h, w, 3);
     if (r->cin != r->cout) {                            /* the CPU's r->short_w != NULL */
         g_conv(c, b, x, r->short_w, r->short_b, B, r->cin, r->cout, h, w, 1);
@@ -136,19 +90,19 @@ static void g_resnet(gctx *c, void *x, void *a, void *b, const vae_resnet *r, in
 static void g_attn(gctx *c, void *x, void *a, const vae_attn *p, int B, int ch, int hw) {
     size_t n = (size_t)B * ch * hw;
     int rows = B * hw, g = c->v->cfg.groups;
-    dtype_t dt = c->dt;
-    size_t mk = g_save(c);
-    void *t = g_alloc(c, n), *q = g_alloc(c, n), *k = g_alloc(c, n), *v = g_alloc(c, n);
-    OP(c, groupnorm_forward_cuda(a, x, dw(c, p->norm_w), dw(c, p->norm_b), B, ch, hw, g, VAE_EPS, dt));
+    dtype_t dt = c->w.dt;
+    size_t mk = gwalk_save(&c->w);
+    void *t = gwalk_alloc(&c->w, n), *q = gwalk_alloc(&c->w, n), *k = gwalk_alloc(&c->w, n), *v = gwalk_alloc(&c->w, n);
+    OP(c, groupnorm_forward_cuda(a, x, gwalk_weight(&c->w, p->norm_w), gwalk_weight(&c->w, p->norm_b), B, ch, hw, g, VAE_EPS, dt));
     OP(c, eltwise_transpose_cuda(t, a, B, ch, hw, dt));                  /* [B, hw, ch] tokens */
-    OP(c, linear_forward_cuda(q, t, dw(c, p->q_w), dw(c, p->q_b), rows, ch, ch, dt));
-    OP(c, linear_forward_cuda(k, t, dw(c, p->k_w), dw(c, p->k_b), rows, ch, ch, dt));
-    OP(c, linear_forward_cuda(v, t, dw(c, p->v_w), dw(c, p->v_b), rows, ch, ch, dt));
+    OP(c, linear_forward_cuda(q, t, gwalk_weight(&c->w, p->q_w), gwalk_weight(&c->w, p->q_b), rows, ch, ch, dt));
+    OP(c, linear_forward_cuda(k, t, gwalk_weight(&c->w, p->k_w), gwalk_weight(&c->w, p->k_b), rows, ch, ch, dt));
+    OP(c, linear_forward_cuda(v, t, gwalk_weight(&c->w, p->v_w), gwalk_weight(&c->w, p->v_b), rows, ch, ch, dt));
     OP(c, attention_forward_cuda(q, q, k, v, B, 1, hw, hw, ch, 1.0f / sqrtf((float)ch), 0, NULL, dt));
-    OP(c, linear_forward_cuda(t, q, dw(c, p->o_w), dw(c, p->o_b), rows, ch, ch, dt));
+    OP(c, linear_forward_cuda(t, q, gwalk_weight(&c->w, p->o_w), gwalk_weight(&c->w, p->o_b), rows, ch, ch, dt));
     OP(c, eltwise_transpose_cuda(a, t, B, hw, ch, dt));                  /* back to [B, ch, hw] */
     OP(c, eltwise_add_cuda(x, x, a, n, dt));
-    g_restore(c, mk);
+    gwalk_restore(&c->w, mk);
 }
 
 /* ---- the pass (vae_decode) ---------------------------------------------------------- */
@@ -158,9 +112,9 @@ static void g_decode(gctx *c, void *out, const void *z, int B, int h, int w) {
     const vae_decoder *v = c->v;
     const vae_config *cf = &v->cfg;
     int nb = cf->n_blocks, lc = cf->latent_channels, g = cf->groups, nres = cf->layers_per_block + 1;
-    dtype_t dt = c->dt;
+    dtype_t dt = c->w.dt;
     size_t cap = vae_max_activation(cf, h, w) * (size_t)B;
-    void *x = g_alloc(c, cap), *a = g_alloc(c, cap), *b = g_alloc(c, cap);
+    void *x = gwalk_alloc(&c->w, cap), *a = gwalk_alloc(&c->w, cap), *b = gwalk_alloc(&c->w, cap);
 
     int ch = cf->block_out[nb - 1];
     if (cf->post_quant_conv) {                          /* the CPU's v->pq_w != NULL */
@@ -183,7 +137,7 @@ static void g_decode(gctx *c, void *out, const void *z, int B, int h, int w) {
             g_conv(c, x, a, v->up_w[i], v->up_b[i], B, ch, ch, h, w, 3);
         }
     }
-    OP(c, groupnorm_silu_forward_cuda(a, x, dw(c, v->out_norm_w), dw(c, v->out_norm_b), B, ch, h * w, g, VAE_EPS,
+    OP(c, groupnorm_silu_forward_cuda(a, x, gwalk_weight(&c->w, v->out_norm_w), gwalk_weight(&c->w, v->out_norm_b), B, ch, h * w, g, VAE_EPS,
                                       dt));
     g_conv(c, out, a, v->out_w, v->out_b, B, ch, cf->out_channels, h, w, 3);
 }
@@ -195,8 +149,8 @@ static g_io g_io_alloc(gctx *c, int B, int h, int w) {
     const vae_config *cf = &c->v->cfg;
     size_t s = (size_t)1 << (cf->n_blocks - 1);
     g_io io;
-    io.z = g_alloc(c, (size_t)B * cf->latent_channels * h * w);
-    io.out = g_alloc(c, (size_t)B * cf->out_channels * h * s * w * s);
+    io.z = gwalk_alloc(&c->w, (size_t)B * cf->latent_channels * h * w);
+    io.out = gwalk_alloc(&c->w, (size_t)B * cf->out_channels * h * s * w * s);
     return io;
 }
 
@@ -230,11 +184,11 @@ static void check_dtype(dtype_t dt) {
 static void g_plan(const vae_decoder *v, dtype_t dt, int B, int h, int w, size_t *peak, size_t *ws) {
     check_dtype(dt);
     check_size(v, B, h, w);
-    gctx c = {.v = v, .dt = dt, .esz = dtype_size(dt), .plan = 1, .base = PLAN_BASE, .ws = PLAN_BASE};
+    gctx c = {.w = gwalk_planner("vae_cuda", dt), .v = v};
     g_io io = g_io_alloc(&c, B, h, w);
     g_decode(&c, io.out, io.z, B, h, w);
-    *peak = c.peak;
-    *ws = align_up(c.ws_need);
+    *peak = c.w.peak;
+    *ws = gwalk_align(c.w.ws_need);
 }
 
 size_t vae_cuda_arena_bytes(const vae_decoder *v, dtype_t dt, int batch, int h, int w) {
@@ -276,7 +230,7 @@ void vae_cuda_tiled_pass(const vae_decoder *v, int batch, int h, int w, int tile
 
 /* ---- on the device ------------------------------------------------------------------ */
 
-#ifdef VAE_CUDA_RUNS
+#ifdef CUDA_WALK_RUNS
 
 struct vae_cuda {
     const vae_decoder *v;
@@ -284,8 +238,7 @@ struct vae_cuda {
     void *weights;            /* v->params converted, same layout */
     void *arena;
     size_t arena_cap;
-    void *host;               /* staging for conversions */
-    size_t host_cap;
+    gwalk_stage stage;        /* host staging for conversions */
 };
 
 vae_cuda *vae_cuda_new(const vae_decoder *v, dtype_t dt) {
@@ -293,13 +246,7 @@ vae_cuda *vae_cuda_new(const vae_decoder *v, dtype_t dt) {
     if (!v->params) die("vae_cuda: a VAE built from its config alone has no weights to upload");
     vae_cuda *g = xcalloc(1, sizeof *g);
     g->v = v, g->dt = dt;
-    (void)cublas_handle();   /* its workspace before the arena's free-memory count */
-    size_t bytes = vae_cuda_weight_bytes(v, dt);
-    void *tmp = dt == DTYPE_F32 ? (void *)v->params : xmalloc(bytes);
-    if (dt != DTYPE_F32) convert_from_f32(tmp, v->params, dt, v->n_params);
-    g->weights = cuda_malloc(bytes);
-    CUDA_CHECK(cudaMemcpy(g->weights, tmp, bytes, cudaMemcpyHostToDevice));
-    if (tmp != v->params) free(tmp);
+    g->weights = gwalk_upload_weights(v->params, v->n_params, dt);
     return g;
 }
 
@@ -307,39 +254,15 @@ void vae_cuda_free(vae_cuda *g) {
     if (!g) return;
     cuda_free(g->arena);
     cuda_free(g->weights);
-    free(g->host);
+    free(g->stage.p);
     free(g);
 }
 
 dtype_t vae_cuda_dtype(const vae_cuda *g) { return g->dt; }
 
 int vae_cuda_reserve(vae_cuda *g, int batch, int h, int w, vae_cuda_oom *oom) {
-    size_t need = vae_cuda_arena_bytes(g->v, g->dt, batch, h, w);
-    if (need <= g->arena_cap) return 1;
-    cuda_free(g->arena);   /* waits for passes still using it */
-    g->arena = NULL, g->arena_cap = 0;
-    size_t fr = 0, total = 0;
-    CUDA_CHECK(cudaMemGetInfo(&fr, &total));
-    size_t avail = fr > VAE_CUDA_RESERVE ? fr - VAE_CUDA_RESERVE : 0;
-    void *p = NULL;
-    cudaError_t e = need <= avail ? cudaMalloc(&p, need) : cudaErrorMemoryAllocation;
-    if (e == cudaErrorMemoryAllocation) {
-        (void)cudaGetLastError();   /* clear it: the process may go on */
-        if (oom) *oom = (vae_cuda_oom){need, avail, fr, total};
-        return 0;
-    }
-    CUDA_CHECK(e);
-    g->arena = p, g->arena_cap = need;
-    return 1;
-}
-
-static void *host_buf(vae_cuda *g, size_t bytes) {
-    if (bytes > g->host_cap) {
-        free(g->host);
-        g->host = xmalloc(bytes);
-        g->host_cap = bytes;
-    }
-    return g->host;
+    return gwalk_arena_reserve(&g->arena, &g->arena_cap, vae_cuda_arena_bytes(g->v, g->dt, batch, h, w),
+                               VAE_CUDA_RESERVE, oom);
 }
 
 void vae_cuda_decode(vae_cuda *g, float *out, const float *latents, int batch, int h, int w) {
@@ -353,26 +276,19 @@ void vae_cuda_decode(vae_cuda *g, float *out, const float *latents, int batch, i
             "the GPU's %.2f GiB are free",
             batch, h, w, dtype_name(g->dt), oom.need / 1073741824.0, oom.free / 1073741824.0,
             oom.total / 1073741824.0);
-    gctx c = {.v = v, .dt = g->dt, .esz = dtype_size(g->dt), .plan = 0, .ws = (uintptr_t)g->arena, .ws_cap = ws,
-              .base = (uintptr_t)g->arena + ws, .cap = g->arena_cap - ws, .wdev = (uintptr_t)g->weights};
+    gctx c = {.w = gwalk_runner("vae_cuda", g->dt, g->arena, g->arena_cap, ws, g->weights, v->params,
+                                v->params + v->n_params),
+              .v = v};
     g_io io = g_io_alloc(&c, batch, h, w);
 
-    size_t s = (size_t)vae_upscale(v), esz = dtype_size(g->dt);
+    size_t s = (size_t)vae_upscale(v);
     size_t nin = (size_t)batch * cf->latent_channels * h * w, nout = (size_t)batch * cf->out_channels * h * s * w * s;
-    const void *src = latents;
-    if (g->dt != DTYPE_F32) {
-        void *hb = host_buf(g, nin * esz);
-        convert_from_f32(hb, latents, g->dt, nin);
-        src = hb;
-    }
-    CUDA_CHECK(cudaMemcpy(io.z, src, nin * esz, cudaMemcpyHostToDevice));
+    gwalk_upload(&g->stage, io.z, latents, nin, g->dt);
 
     g_decode(&c, io.out, io.z, batch, h, w);
-    CHECKF(c.peak == peak, "vae_cuda: the pass used %zu bytes, the plan %zu", c.peak, peak);
+    CHECKF(c.w.peak == peak, "vae_cuda: the pass used %zu bytes, the plan %zu", c.w.peak, peak);
 
-    void *hb = g->dt == DTYPE_F32 ? (void *)out : host_buf(g, nout * esz);
-    CUDA_CHECK(cudaMemcpy(hb, io.out, nout * esz, cudaMemcpyDeviceToHost));   /* waits for the pass */
-    if (g->dt != DTYPE_F32) convert_to_f32(out, hb, g->dt, nout);
+    gwalk_download(&g->stage, out, io.out, nout, g->dt);   /* waits for the pass */
 }
 
 static void gpu_decode(void *g, float *out, const float *latents, int batch, int h, int w) {

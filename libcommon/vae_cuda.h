@@ -12,6 +12,7 @@
 #ifndef SYNTHCXR_VAE_CUDA_H
 #define SYNTHCXR_VAE_CUDA_H
 
+#include "device.h"
 #include "tensor.h"
 #include "vae.h"
 
@@ -58,7 +59,7 @@ dtype_t vae_cuda_dtype(const vae_cuda *g);
 
 /* Why a reservation failed: bytes needed, and the bytes the arena may take
  * (free device memory minus VAE_CUDA_RESERVE), free and total on the device. */
-typedef struct vae_cuda_oom { size_t need, avail, free, total; } vae_cuda_oom;
+typedef cuda_oom vae_cuda_oom;   /* device.h */
 /* Allocates the arena for passes of up to `batch` latents of h x w (a larger
  * one already there is kept). Returns 1, or 0 with *oom filled when the
  * device has too little free memory (nothing allocated, nothing printed). */
